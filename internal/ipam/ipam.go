@@ -1,0 +1,99 @@
+// Package ipam calls a network's CNI IPAM plugin (host-local, static, dhcp,
+// ...) the way a CNI plugin delegates to it, through libcni's invoke package,
+// so that reservations are shared with every other CNI user on the host.
+package ipam
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+
+	"github.com/kvmnet/kvmnet/internal/cniresult"
+)
+
+// Request names one reservation: the network config, the VM id as CNI
+// container id and the guest interface name.
+type Request struct {
+	// Config is the network's plugin config; its ipam section selects the plugin.
+	Config []byte
+	// PluginType is the IPAM plugin name from the config.
+	PluginType string
+	// ContainerID is the VM id.
+	ContainerID string
+	// IfName is the guest interface name, eth0 for the first attachment.
+	IfName string
+	// Args are CNI args such as IP=172.16.28.9.
+	Args [][2]string
+	// NetNS is passed as CNI_NETNS. IPAM plugins do not enter it.
+	NetNS string
+	// Path is the list of directories searched for the plugin.
+	Path []string
+}
+
+func (r Request) args(command string) *invoke.Args {
+	args := &invoke.Args{
+		Command:     command,
+		ContainerID: r.ContainerID,
+		NetNS:       r.NetNS,
+		IfName:      r.IfName,
+		Path:        strings.Join(r.Path, ":"),
+	}
+	if len(r.Args) > 0 {
+		args.PluginArgs = append([][2]string{{"IgnoreUnknown", "1"}}, r.Args...)
+	}
+	return args
+}
+
+func (r Request) plugin() (string, error) {
+	path, err := invoke.FindInPath(r.PluginType, r.Path)
+	if err != nil {
+		return "", fmt.Errorf("IPAM plugin %q not found in CNI path %s; install it or set --cni-path",
+			r.PluginType, strings.Join(r.Path, ":"))
+	}
+	return path, nil
+}
+
+// Add reserves addresses and returns the raw plugin output and its parsed
+// form. When the output cannot be used, Add releases the reservation again.
+func Add(ctx context.Context, r Request) (json.RawMessage, cniresult.Result, error) {
+	plugin, err := r.plugin()
+	if err != nil {
+		return nil, cniresult.Result{}, err
+	}
+	res, err := invoke.ExecPluginWithResult(ctx, plugin, r.Config, r.args("ADD"), nil)
+	if err != nil {
+		return nil, cniresult.Result{}, fmt.Errorf("IPAM plugin %s ADD for %s: %w", r.PluginType, r.ContainerID, err)
+	}
+	parsed, err := cniresult.FromTypes(res)
+	if err == nil && len(parsed.Addresses) == 0 {
+		err = fmt.Errorf("result has no addresses")
+	}
+	var raw []byte
+	if err == nil {
+		raw, err = json.Marshal(res)
+	}
+	if err != nil {
+		delErr := Del(ctx, r)
+		if delErr != nil {
+			return nil, cniresult.Result{}, fmt.Errorf("IPAM plugin %s ADD for %s returned an unusable result: %w (releasing it also failed: %v)", r.PluginType, r.ContainerID, err, delErr)
+		}
+		return nil, cniresult.Result{}, fmt.Errorf("IPAM plugin %s ADD for %s returned an unusable result, released it: %w", r.PluginType, r.ContainerID, err)
+	}
+	return raw, parsed, nil
+}
+
+// Del releases the reservation. Plugins treat releasing what is not held as
+// success, so Del can run any number of times.
+func Del(ctx context.Context, r Request) error {
+	plugin, err := r.plugin()
+	if err != nil {
+		return err
+	}
+	if err := invoke.ExecPluginWithoutResult(ctx, plugin, r.Config, r.args("DEL"), nil); err != nil {
+		return fmt.Errorf("IPAM plugin %s DEL for %s: %w", r.PluginType, r.ContainerID, err)
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+// Package vmid validates VM ids and derives the names and MAC addresses of
+// the objects kvmnet creates for a VM. Every derived value depends on the
+// whole id, so ids that share a prefix never share a device name.
+package vmid
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// MaxLen is the maximum length of a VM id in bytes.
+const MaxLen = 128
+
+// TapPrefix starts the name of every link kvmnet creates for a VM, so that
+// residue checks and gc can find them.
+const TapPrefix = "kvm"
+
+// MaxLinkName is the kernel's limit on a link name (IFNAMSIZ - 1).
+const MaxLinkName = 15
+
+var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// Validate checks that id matches [A-Za-z0-9][A-Za-z0-9_.-]* and is at most
+// MaxLen bytes long. The id names state files, so nothing else is allowed.
+func Validate(id string) error {
+	if id == "" {
+		return fmt.Errorf("invalid VM id: empty; use letters, digits, '_', '.' and '-' (up to %d bytes)", MaxLen)
+	}
+	if len(id) > MaxLen {
+		return fmt.Errorf("invalid VM id %q...: %d bytes, the maximum is %d", id[:32], len(id), MaxLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if alnum || (i > 0 && (c == '_' || c == '.' || c == '-')) {
+			continue
+		}
+		return fmt.Errorf("invalid VM id %s: character %s at byte %d; use [A-Za-z0-9][A-Za-z0-9_.-]*",
+			strconv.Quote(id), strconv.QuoteRune(rune(c)), i)
+	}
+	return nil
+}
+
+func digest(id string, index int) [sha256.Size]byte {
+	return sha256.Sum256([]byte(id + "\x00" + strconv.Itoa(index)))
+}
+
+// LinkName returns the host link name of attachment index of VM id:
+// TapPrefix followed by 12 base32 characters of a hash, 15 bytes in all.
+func LinkName(id string, index int) string {
+	sum := digest(id, index)
+	return TapPrefix + lowerBase32.EncodeToString(sum[:])[:MaxLinkName-len(TapPrefix)]
+}
+
+// MAC returns a stable, locally administered unicast MAC address for
+// attachment index of VM id.
+func MAC(id string, index int) net.HardwareAddr {
+	sum := digest(id, index)
+	mac := net.HardwareAddr(sum[8:14])
+	mac[0] = mac[0]&^0x01 | 0x02
+	return mac
+}
+
+// IsLinkName reports whether name has the shape of a name from LinkName.
+func IsLinkName(name string) bool {
+	if len(name) != MaxLinkName || !strings.HasPrefix(name, TapPrefix) {
+		return false
+	}
+	_, err := lowerBase32.DecodeString(name[len(TapPrefix):] + "aaaa")
+	return err == nil
+}

@@ -1,0 +1,87 @@
+package vmid
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidateIDs(t *testing.T) {
+	good := []string{"a", "web-1", "vm_2.test", strings.Repeat("x", MaxLen), "0abc"}
+	for _, id := range good {
+		if err := Validate(id); err != nil {
+			t.Errorf("Validate(%q) = %v, want nil", id, err)
+		}
+	}
+	bad := map[string]string{
+		"":                       "empty",
+		"../../etc/x":            "'.'",
+		"a/b":                    "'/'",
+		"-lead":                  "'-'",
+		".hidden":                "'.'",
+		"tab\tid":                `'\t'`,
+		"nl\nid":                 `'\n'`,
+		"sp ace":                 "' '",
+		strings.Repeat("y", 129): "129 bytes",
+		"ümlaut":                 "at byte 0",
+	}
+	for id, fragment := range bad {
+		err := Validate(id)
+		if err == nil {
+			t.Errorf("Validate(%q) = nil, want an error", id)
+			continue
+		}
+		if !strings.Contains(err.Error(), fragment) {
+			t.Errorf("Validate(%q) = %q, want it to mention %q", id, err, fragment)
+		}
+	}
+}
+
+func TestLinkNameFitsAndDiffers(t *testing.T) {
+	long := strings.Repeat("v", 200)
+	names := map[string]bool{}
+	for _, id := range []string{"web-server-1", "web-server-2", long, long + "x", "a"} {
+		for index := 0; index < 3; index++ {
+			name := LinkName(id, index)
+			if len(name) != MaxLinkName {
+				t.Errorf("LinkName(%q, %d) = %q: %d bytes, want %d", id, index, name, len(name), MaxLinkName)
+			}
+			if !strings.HasPrefix(name, TapPrefix) {
+				t.Errorf("LinkName(%q, %d) = %q: missing prefix %q", id, index, name, TapPrefix)
+			}
+			if !IsLinkName(name) {
+				t.Errorf("IsLinkName(%q) = false", name)
+			}
+			if names[name] {
+				t.Errorf("LinkName(%q, %d) = %q repeats an earlier name", id, index, name)
+			}
+			names[name] = true
+		}
+	}
+	if LinkName("web-server-1", 0) != LinkName("web-server-1", 0) {
+		t.Error("LinkName is not stable")
+	}
+	if IsLinkName("eth0") || IsLinkName("kvm1234567890!!") {
+		t.Error("IsLinkName accepted a foreign name")
+	}
+}
+
+func TestMACIsLocalUnicastAndStable(t *testing.T) {
+	for index := 0; index < 4; index++ {
+		mac := MAC("vm-1", index)
+		if len(mac) != 6 {
+			t.Fatalf("MAC length %d, want 6", len(mac))
+		}
+		if mac[0]&0x02 == 0 {
+			t.Errorf("MAC %s is not locally administered", mac)
+		}
+		if mac[0]&0x01 != 0 {
+			t.Errorf("MAC %s is multicast", mac)
+		}
+		if MAC("vm-1", index).String() != mac.String() {
+			t.Errorf("MAC(vm-1, %d) is not stable", index)
+		}
+	}
+	if MAC("vm-1", 0).String() == MAC("vm-1", 1).String() {
+		t.Error("MACs of two attachments are equal")
+	}
+}
