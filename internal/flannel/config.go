@@ -129,7 +129,7 @@ func parseTopLevel(top map[string]json.RawMessage, cfg *Config) error {
 		return err
 	}
 	if typ != "flannel" {
-		return fmt.Errorf(`field "type": expected "flannel", got %q`, typ)
+		return fmt.Errorf(`field "type": expected "flannel", got %s`, quoteCut(typ))
 	}
 
 	var found bool
@@ -149,7 +149,7 @@ func parseTopLevel(top map[string]json.RawMessage, cfg *Config) error {
 	}
 	if found {
 		if !filepath.IsAbs(subnetFile) {
-			return fmt.Errorf(`field "subnetFile": %q is not an absolute path`, subnetFile)
+			return fmt.Errorf(`field "subnetFile": %s is not an absolute path`, quoteCut(subnetFile))
 		}
 		cfg.SubnetFile = subnetFile
 	}
@@ -157,7 +157,7 @@ func parseTopLevel(top map[string]json.RawMessage, cfg *Config) error {
 		return err
 	}
 	if found && !filepath.IsAbs(cfg.DataDir) {
-		return fmt.Errorf(`field "dataDir": %q is not an absolute path`, cfg.DataDir)
+		return fmt.Errorf(`field "dataDir": %s is not an absolute path`, quoteCut(cfg.DataDir))
 	}
 
 	if raw, ok := top["runtimeConfig"]; ok {
@@ -220,7 +220,7 @@ func checkDelegateStrings(delegate map[string]json.RawMessage, cniVersion string
 		return err
 	}
 	if found && cniVersion != "" && version != cniVersion {
-		return fmt.Errorf(`field "delegate.cniVersion": %q differs from the network's cniVersion %q`, version, cniVersion)
+		return fmt.Errorf(`field "delegate.cniVersion": %s differs from the network's cniVersion %s`, quoteCut(version), quoteCut(cniVersion))
 	}
 	return nil
 }
@@ -237,15 +237,15 @@ func normalizeInteger(delegate map[string]json.RawMessage, key string, minValue,
 	text := string(raw)
 	value, err := strconv.ParseFloat(text, 64)
 	if err != nil {
-		return fmt.Errorf("field %q: invalid number %s: %w", field, text, err)
+		return fmt.Errorf("field %q: invalid number %s: %w", field, quoteJSON(raw), errors.Unwrap(err))
 	}
 	// Without an exponent the check is exact on the text. With one, it is
 	// done on the float64 value, which is exact for every integer in range.
 	if !isIntegerText(text) || math.Trunc(value) != value {
-		return fmt.Errorf("field %q: %s is not an integer", field, text)
+		return fmt.Errorf("field %q: %s is not an integer", field, quoteJSON(raw))
 	}
 	if value < float64(minValue) || value > float64(maxValue) {
-		return fmt.Errorf("field %q: %s is out of range: expected %d to %d", field, text, minValue, maxValue)
+		return fmt.Errorf("field %q: %s is out of range: expected %d to %d", field, quoteJSON(raw), minValue, maxValue)
 	}
 
 	delegate[key] = json.RawMessage(strconv.Itoa(int(value)))
@@ -308,35 +308,45 @@ func checkRoutes(raw json.RawMessage) error {
 	}
 
 	for i, route := range routes {
-		field := fmt.Sprintf("ipam.routes[%d]", i)
-		object, err := objectValue(route, field)
-		if err != nil {
+		if err := checkRoute(route, fmt.Sprintf("ipam.routes[%d]", i)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
 
-		dst, found, err := stringField(object, field+".", "dst")
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("field %q: missing", field+".dst")
-		}
-		prefix, err := netip.ParsePrefix(dst)
-		if err != nil {
-			return fmt.Errorf("field %q: invalid CIDR %q: %w", field+".dst", dst, err)
-		}
+// checkRoute checks one route object; field is its path for error messages.
+func checkRoute(raw json.RawMessage, field string) error {
+	route, err := objectValue(raw, field)
+	if err != nil {
+		return err
+	}
 
-		gw, found, err := stringField(object, field+".", "gw")
-		if err != nil || !found {
-			return err
-		}
-		addr, err := netip.ParseAddr(gw)
-		if err != nil {
-			return fmt.Errorf("field %q: invalid IP address %q: %w", field+".gw", gw, err)
-		}
-		if addr.Unmap().Is4() != prefix.Addr().Unmap().Is4() {
-			return fmt.Errorf("field %q: gateway %s and destination %s are of different address families", field+".gw", addr, prefix)
-		}
+	dst, found, err := stringField(route, field+".", "dst")
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("field %q: missing", field+".dst")
+	}
+	prefix, err := netip.ParsePrefix(dst)
+	if err != nil {
+		return fmt.Errorf("field %q: invalid CIDR %s: %w", field+".dst", quoteCut(dst), err)
+	}
+
+	gw, found, err := stringField(route, field+".", "gw")
+	if err != nil {
+		return err
+	}
+	if !found {
+		return nil
+	}
+	addr, err := netip.ParseAddr(gw)
+	if err != nil {
+		return fmt.Errorf("field %q: invalid IP address %s: %w", field+".gw", quoteCut(gw), err)
+	}
+	if addr.Unmap().Is4() != prefix.Addr().Unmap().Is4() {
+		return fmt.Errorf("field %q: gateway %s and destination %s are of different address families", field+".gw", addr, prefix)
 	}
 	return nil
 }
