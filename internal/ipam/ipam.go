@@ -33,7 +33,16 @@ type Request struct {
 	Path []string
 }
 
-func (r Request) args(command string) *invoke.Args {
+// pluginArgs adds CNI_NETNS_OVERRIDE to the environment: a VM has no network
+// namespace of its own, and plugins built with libcni 1.2 or later reject a
+// CNI_NETNS equal to their own namespace unless the override is set.
+type pluginArgs struct{ *invoke.Args }
+
+func (a pluginArgs) AsEnv() []string {
+	return append(a.Args.AsEnv(), "CNI_NETNS_OVERRIDE=1")
+}
+
+func (r Request) args(command string) invoke.CNIArgs {
 	args := &invoke.Args{
 		Command:     command,
 		ContainerID: r.ContainerID,
@@ -44,7 +53,7 @@ func (r Request) args(command string) *invoke.Args {
 	if len(r.Args) > 0 {
 		args.PluginArgs = append([][2]string{{"IgnoreUnknown", "1"}}, r.Args...)
 	}
-	return args
+	return pluginArgs{args}
 }
 
 func (r Request) plugin() (string, error) {

@@ -55,6 +55,15 @@ type Conf struct {
 	Mode             string          `json:"mode"`
 	IPAM             IPAM            `json:"ipam"`
 	DNS              json.RawMessage `json:"dns,omitempty"`
+	// Kvmnet holds kvmnet's own options for the network.
+	Kvmnet Options `json:"kvmnet"`
+}
+
+// Options are kvmnet's settings in the "kvmnet" object of a network config.
+type Options struct {
+	// AntiSpoof drops frames from the guest whose source MAC or IP is not
+	// its own. Default true.
+	AntiSpoof *bool `json:"antiSpoof,omitempty"`
 }
 
 // IPAM is the part of a CNI ipam section that kvmnet checks before calling
@@ -312,6 +321,11 @@ func (n *Network) validate() error {
 		return fmt.Errorf("%s: more than one default route: %s; keep one", where, strings.Join(both, " and "))
 	}
 	return nil
+}
+
+// AntiSpoof reports whether anti-spoofing is on for the network.
+func (n *Network) AntiSpoof() bool {
+	return n.Conf.Kvmnet.AntiSpoof == nil || *n.Conf.Kvmnet.AntiSpoof
 }
 
 // DefaultRouteSources lists, per address family (4 and 6), what in the config

@@ -95,8 +95,24 @@ func Open(dir string) (*Store, error) {
 
 func (s *Store) path(id string) string { return filepath.Join(s.Dir, id+".json") }
 
-// Lock is a held flock.
-type Lock struct{ f *os.File }
+// Lock is a held flock on a lock file.
+type Lock struct {
+	f    *os.File
+	path string
+}
+
+// Remove deletes the lock file while the lock is held, then releases it.
+// Waiting lockers notice and lock a new file.
+func (l *Lock) Remove() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := os.Remove(l.path)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	return errors.Join(err, l.Unlock())
+}
 
 // Unlock releases the lock.
 func (l *Lock) Unlock() error {
@@ -110,21 +126,29 @@ func (l *Lock) Unlock() error {
 
 func (s *Store) lock(name string) (*Lock, error) {
 	path := filepath.Join(s.Dir, name)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", path, err)
-	}
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open lock %s: %w", path, err)
 		}
-	}
-	if err != nil {
+		for {
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+			if !errors.Is(err, syscall.EINTR) {
+				break
+			}
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		// The previous holder may have removed the file after we opened it;
+		// a lock on a removed file protects nothing, so start again.
+		var held, current syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &held) == nil && syscall.Stat(path, &current) == nil && held.Ino == current.Ino {
+			return &Lock{f: f, path: path}, nil
+		}
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return &Lock{f: f}, nil
 }
 
 // LockVM takes the lock that serializes up and down of one VM id.

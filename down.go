@@ -1,0 +1,123 @@
+package kvmnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/kvmnet/kvmnet/internal/ipam"
+	"github.com/kvmnet/kvmnet/internal/link"
+	"github.com/kvmnet/kvmnet/internal/state"
+	"github.com/kvmnet/kvmnet/internal/vmid"
+)
+
+// Down removes every network object of VM id, working only from its state
+// record. Objects already gone are fine, and so is an id without a record,
+// so Down can run any number of times.
+func (m *Manager) Down(ctx context.Context, id string) error {
+	if err := vmid.Validate(id); err != nil {
+		return err
+	}
+	lock, err := m.store.LockVM(id)
+	if err != nil {
+		return err
+	}
+	defer m.releaseVMLock(lock, id)
+	rec, err := m.store.Load(id)
+	if errors.Is(err, state.ErrNotFound) {
+		m.log.Info("no state record, nothing to remove", "vm", id)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.teardown(ctx, rec); err != nil {
+		return fmt.Errorf("down vm %s: %w", id, err)
+	}
+	m.log.Info("vm down", "vm", id)
+	return nil
+}
+
+// teardown removes what rec lists, in reverse order of creation, and
+// deletes the record when everything is gone. On failure the record stays
+// in the removing phase for the next down or gc.
+func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
+	rec.Phase = state.PhaseRemoving
+	if err := m.store.Save(rec); err != nil {
+		return err
+	}
+	var errs []error
+
+	// Firewall entries first, so no traffic is forwarded to a vanishing device.
+	if rec.FirewallPlanned {
+		if err := m.removeFirewall(rec); err != nil {
+			errs = append(errs, fmt.Errorf("firewall: %w", err))
+		}
+	}
+
+	h, err := link.New()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	defer h.Close()
+	alias := link.VMAlias(rec.VM)
+	for i := len(rec.Attachments) - 1; i >= 0; i-- {
+		a := &rec.Attachments[i]
+		if err := h.DeleteOwned(a.HostDevice, alias); err != nil {
+			errs = append(errs, err)
+		}
+		if a.Type == "macvlan" {
+			if err := removeDevNode(filepath.Join(m.devDir(), a.HostDevice)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if a.IPAMStarted {
+			if err := ipam.Del(ctx, m.ipamRequest(rec.VM, a)); err != nil {
+				errs = append(errs, fmt.Errorf("release addresses of network %q: %w", a.Network, err))
+			} else {
+				a.IPAMStarted = false
+			}
+		}
+		if a.Bridge != "" {
+			err := m.withShared(func() error {
+				removed, err := h.DeleteBridgeIfUnused(a.Bridge)
+				if removed {
+					m.log.Info("removed bridge kvmnet created, now unused", "vm", rec.VM, "dev", a.Bridge)
+				}
+				return err
+			})
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		if err := m.store.Save(rec); err != nil {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+	return m.store.Delete(rec.VM)
+}
+
+// releaseVMLock releases the lock of VM id, and removes its lock file when
+// the VM has no record left, so that the state dir holds nothing for it.
+func (m *Manager) releaseVMLock(lock *state.Lock, id string) {
+	if _, err := m.store.Load(id); errors.Is(err, state.ErrNotFound) {
+		if err := lock.Remove(); err != nil {
+			m.log.Warn("could not remove lock file", "vm", id, "err", err)
+		}
+		return
+	}
+	lock.Unlock()
+}
+
+func parseMAC(s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		return nil, fmt.Errorf("invalid MAC %q: %w", s, err)
+	}
+	return mac, nil
+}

@@ -1,0 +1,470 @@
+package kvmnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kvmnet/kvmnet/internal/cniresult"
+	"github.com/kvmnet/kvmnet/internal/ipam"
+	"github.com/kvmnet/kvmnet/internal/link"
+	"github.com/kvmnet/kvmnet/internal/netconf"
+	"github.com/kvmnet/kvmnet/internal/state"
+	"github.com/kvmnet/kvmnet/internal/vmid"
+)
+
+// DefaultMTU is the MTU of taps and bridges whose network sets none.
+const DefaultMTU = 1500
+
+// ErrAlreadyUp is returned by Up for a VM id whose networks are up.
+var ErrAlreadyUp = errors.New("vm is already up")
+
+// resolved is one attachment after resolution: the network and its args.
+type resolved struct {
+	net  *netconf.Network
+	args [][2]string
+}
+
+// resolve turns the request into networks, validating everything that can
+// be validated without the kernel.
+func (m *Manager) resolve(req UpRequest) ([]resolved, error) {
+	if err := validateRequest(&req); err != nil {
+		return nil, err
+	}
+	list, err := netconf.ParseNetList(req.Nets)
+	if err != nil {
+		return nil, err
+	}
+	files, all, err := netconf.Load(m.opts.NetDirs, m.ipamDataDir())
+	if err != nil {
+		return nil, err
+	}
+	nets, atts, err := netconf.Resolve(list, files, all)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]resolved, 0, len(nets))
+	for i, n := range nets {
+		if n.Conf.Type == "flannel" {
+			rendered, err := renderFlannel(n)
+			if err != nil {
+				return nil, err
+			}
+			n = rendered
+		}
+		out = append(out, resolved{net: n, args: atts[i].Args})
+	}
+	if err := checkDefaultRoutes(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkDefaultRoutes rejects more than one default route per address family
+// across the networks of one VM, naming both sources.
+func checkDefaultRoutes(atts []resolved) error {
+	seen := map[int]string{}
+	for _, a := range atts {
+		for family, sources := range a.net.DefaultRouteSources() {
+			for _, src := range sources {
+				if prev, ok := seen[family]; ok {
+					return fmt.Errorf("two default routes for IPv%d: %s and %s; keep one", family, prev, src)
+				}
+				seen[family] = src
+			}
+		}
+	}
+	return nil
+}
+
+// Up brings up every network of req.VM and returns what the hypervisor and
+// the guest need. On failure it removes what it created, in reverse order,
+// and releases the IPAM reservations.
+func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error) {
+	// Resolve and validate before touching anything.
+	atts, err := m.resolve(req)
+	if err != nil {
+		return nil, err
+	}
+	req.TapOwner, req.TapGroup = unsetIfNotPositive(req.TapOwner), unsetIfNotPositive(req.TapGroup)
+
+	// Serialize with other up/down calls for this VM id.
+	lock, err := m.store.LockVM(req.VM)
+	if err != nil {
+		return nil, err
+	}
+	defer m.releaseVMLock(lock, req.VM)
+	if err := m.finishStale(ctx, req.VM); err != nil {
+		return nil, err
+	}
+
+	// Plan and persist before any kernel call, so a crash at any later
+	// point leaves a record that down and gc can complete.
+	rec := &state.Record{VM: req.VM, Phase: state.PhaseCreating, Created: time.Now().UTC()}
+	for i, a := range atts {
+		rec.Attachments = append(rec.Attachments, state.Attachment{
+			Index:      i,
+			Network:    a.net.Name,
+			Type:       a.net.Conf.Type,
+			Config:     a.net.Bytes,
+			IPAMType:   a.net.Conf.IPAM.Type,
+			IfName:     fmt.Sprintf("eth%d", i),
+			Args:       a.args,
+			HostDevice: vmid.LinkName(req.VM, i),
+			MAC:        vmid.MAC(req.VM, i).String(),
+			Bridge:     bridgeName(a.net),
+		})
+	}
+	if err := m.store.Save(rec); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if undoErr := m.teardown(context.WithoutCancel(ctx), rec); undoErr != nil {
+			err = errors.Join(err, fmt.Errorf("undo of vm %s incomplete, run kvmnet down %s: %w", req.VM, req.VM, undoErr))
+		}
+	}()
+
+	h, err := link.New()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+
+	// Apply, attachment by attachment.
+	res = &Result{VM: req.VM}
+	var dnsSet []attachmentDNS
+	for i := range rec.Attachments {
+		ifc, dns, err := m.attach(ctx, h, rec, i, atts[i].net, req)
+		if err != nil {
+			return nil, fmt.Errorf("up vm %s, network %q: %w", req.VM, atts[i].net.Name, err)
+		}
+		res.Interfaces = append(res.Interfaces, ifc)
+		dnsSet = append(dnsSet, attachmentDNS{network: atts[i].net.Name, dns: dns})
+	}
+	if err := checkResultDefaultRoutes(res); err != nil {
+		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
+	}
+
+	// Firewall: masquerade and the VM's other entries, in one batch.
+	if err := m.applyFirewall(rec, atts, res); err != nil {
+		return nil, fmt.Errorf("up vm %s: firewall: %w", req.VM, err)
+	}
+
+	// DNS and commit.
+	res.DNS = chooseDNS(dnsSet, req.DNS)
+	raw, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("up vm %s: encode result: %w", req.VM, err)
+	}
+	rec.Result = raw
+	rec.Phase = state.PhaseUp
+	if err := m.store.Save(rec); err != nil {
+		return nil, err
+	}
+	m.log.Info("vm up", "vm", req.VM, "interfaces", len(res.Interfaces))
+	return res, nil
+}
+
+// finishStale completes the teardown of a record left by a killed up or
+// down. A VM that is up is an error.
+func (m *Manager) finishStale(ctx context.Context, id string) error {
+	rec, err := m.store.Load(id)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Phase == state.PhaseUp {
+		return fmt.Errorf("vm %s: %w; run kvmnet down %s first", id, ErrAlreadyUp, id)
+	}
+	m.log.Info("completing teardown of an interrupted run", "vm", id, "phase", rec.Phase)
+	if err := m.teardown(ctx, rec); err != nil {
+		return fmt.Errorf("vm %s has an incomplete earlier run that could not be removed: %w", id, err)
+	}
+	return nil
+}
+
+// unsetIfNotPositive maps ids <= 0 to -1, which leaves the owner unset: root
+// can open a tap anyway.
+func unsetIfNotPositive(id int) int {
+	if id <= 0 {
+		return -1
+	}
+	return id
+}
+
+func bridgeName(n *netconf.Network) string {
+	if n.Conf.Type != "bridge" {
+		return ""
+	}
+	if n.Conf.Bridge == "" {
+		return "cni0"
+	}
+	return n.Conf.Bridge
+}
+
+type attachmentDNS struct {
+	network string
+	dns     cniresult.DNS
+}
+
+// attach creates the device of attachment i, reserves its addresses and
+// sets the host side up.
+func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record, i int, n *netconf.Network, req UpRequest) (Interface, cniresult.DNS, error) {
+	a := &rec.Attachments[i]
+	alias := link.VMAlias(rec.VM)
+	mtu := n.Conf.MTU
+	ifc := Interface{
+		Network:     n.Name,
+		Type:        n.Conf.Type,
+		HostDevice:  a.HostDevice,
+		GuestDevice: a.IfName,
+		MAC:         a.MAC,
+		Bridge:      a.Bridge,
+		Queues:      max(req.Queues, 1),
+	}
+
+	// Device.
+	switch n.Conf.Type {
+	case "macvlan":
+		masterMTU, err := h.MTU(n.Conf.Master)
+		if err != nil {
+			return ifc, cniresult.DNS{}, fmt.Errorf("macvlan master: %w", err)
+		}
+		if mtu == 0 {
+			mtu = masterMTU
+		} else if mtu > masterMTU {
+			return ifc, cniresult.DNS{}, fmt.Errorf("mtu %d is larger than the mtu %d of master %s; lower it or raise the master's", mtu, masterMTU, n.Conf.Master)
+		}
+		mac, _ := parseMAC(a.MAC)
+		if err := h.CreateMacvtap(link.Macvtap{Name: a.HostDevice, Master: n.Conf.Master, Mode: n.Conf.Mode, MTU: mtu, MAC: mac, Alias: alias, Queues: req.Queues}); err != nil {
+			return ifc, cniresult.DNS{}, err
+		}
+		// passthru keeps the master's MAC: the guest must use the macvtap's real one.
+		actual, err := h.HardwareAddr(a.HostDevice)
+		if err != nil {
+			return ifc, cniresult.DNS{}, err
+		}
+		ifc.MAC = actual.String()
+		ifc.DevicePath = filepath.Join(m.devDir(), a.HostDevice)
+		if err := h.MacvtapDevice(a.HostDevice, ifc.DevicePath, req.TapOwner, req.TapGroup); err != nil {
+			return ifc, cniresult.DNS{}, err
+		}
+		if err := link.WriteSysctl("/proc/sys/net/ipv4/conf/"+a.HostDevice+"/proxy_arp", "1"); err != nil {
+			return ifc, cniresult.DNS{}, err
+		}
+	default:
+		if mtu == 0 {
+			mtu = DefaultMTU
+		}
+		ifc.VnetHdr = !req.NoVnetHdr
+		tap := link.Tap{Name: a.HostDevice, MTU: mtu, Alias: alias, Owner: req.TapOwner, Group: req.TapGroup, Queues: req.Queues, VnetHdr: ifc.VnetHdr}
+		if err := h.CreateTap(tap); err != nil {
+			return ifc, cniresult.DNS{}, err
+		}
+	}
+	ifc.MTU = mtu
+
+	// Bridge.
+	if a.Bridge != "" {
+		if err := m.withShared(func() error {
+			if _, err := h.EnsureBridge(a.Bridge, mtu); err != nil {
+				return err
+			}
+			return h.SetMaster(a.HostDevice, a.Bridge)
+		}); err != nil {
+			return ifc, cniresult.DNS{}, err
+		}
+	}
+
+	// IPAM: from here on the reservation is owed a DEL.
+	a.IPAMStarted = true
+	if err := m.store.Save(rec); err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
+	raw, ipamRes, err := ipam.Add(ctx, m.ipamRequest(rec.VM, a))
+	if err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
+	a.IPAMResult = raw
+	if err := m.store.Save(rec); err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
+	fillAddressing(&ifc, ipamRes, n)
+
+	// Host addresses and routes; the kernel adds routes only to a link that is up.
+	if err := h.SetUp(a.HostDevice); err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
+	if err := m.hostSide(h, a, n, ipamRes); err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
+	return ifc, ipamRes.DNS, nil
+}
+
+func (m *Manager) ipamRequest(id string, a *state.Attachment) ipam.Request {
+	return ipam.Request{
+		Config:      a.Config,
+		PluginType:  a.IPAMType,
+		ContainerID: id,
+		IfName:      a.IfName,
+		Args:        a.Args,
+		NetNS:       "/proc/self/ns/net",
+		Path:        m.opts.CNIPath,
+	}
+}
+
+// withShared runs fn under the lock for objects shared between VMs.
+func (m *Manager) withShared(fn func() error) error {
+	lock, err := m.store.LockShared()
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	return fn()
+}
+
+// fillAddressing copies addresses, gateways and guest routes into ifc. A
+// route without a gateway goes through the interface's gateway of its family.
+func fillAddressing(ifc *Interface, r cniresult.Result, n *netconf.Network) {
+	ifc.Addresses = []netip.Prefix{}
+	ifc.Gateways = []netip.Addr{}
+	ifc.Routes = []Route{}
+	gateways := map[bool]netip.Addr{}
+	for _, a := range r.Addresses {
+		ifc.Addresses = append(ifc.Addresses, a.Prefix)
+		if _, ok := gateways[a.Prefix.Addr().Is4()]; !ok {
+			gateways[a.Prefix.Addr().Is4()] = a.Gateway
+			ifc.Gateways = append(ifc.Gateways, a.Gateway)
+		}
+	}
+	for _, rt := range r.Routes {
+		gw := rt.GW
+		if !gw.IsValid() {
+			gw = gateways[rt.Dst.Addr().Is4()]
+		}
+		ifc.Routes = append(ifc.Routes, Route{Dst: rt.Dst, GW: gw})
+	}
+	if n.Conf.IsDefaultGateway {
+		if gw, ok := gateways[true]; ok {
+			ifc.Routes = append(ifc.Routes, Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), GW: gw})
+		}
+	}
+}
+
+// hostSide puts the gateway addresses and guest routes on the host.
+func (m *Manager) hostSide(h *link.Handle, a *state.Attachment, n *netconf.Network, r cniresult.Result) error {
+	for _, addr := range r.Addresses {
+		gw := netip.PrefixFrom(addr.Gateway, addr.Prefix.Bits())
+		if addr.Gateway == addr.Prefix.Addr() {
+			return fmt.Errorf("IPAM gave the guest %s, which is the gateway address; exclude the gateway from the range", addr.Prefix)
+		}
+		if !addr.Prefix.Contains(addr.Gateway) {
+			return fmt.Errorf("gateway %s is outside the guest subnet %s", addr.Gateway, addr.Prefix.Masked())
+		}
+		switch n.Conf.Type {
+		case "ptp":
+			if err := h.AddAddr(a.HostDevice, link.Addr{Prefix: gw, NoPrefixRoute: true}, false); err != nil {
+				return err
+			}
+			if err := h.AddRoute(a.HostDevice, netip.PrefixFrom(addr.Prefix.Addr(), addr.Prefix.Addr().BitLen())); err != nil {
+				return err
+			}
+		case "bridge":
+			if n.Conf.IsGateway || n.Conf.IsDefaultGateway {
+				if err := m.withShared(func() error { return h.AddAddr(a.Bridge, link.Addr{Prefix: gw}, true) }); err != nil {
+					return err
+				}
+			}
+		}
+		if n.Conf.Type != "macvlan" {
+			if err := link.EnableForwarding(!addr.Prefix.Addr().Is4()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkResultDefaultRoutes rejects guest default routes in more than one
+// interface per family, which IPAM results can add beyond the configs.
+func checkResultDefaultRoutes(res *Result) error {
+	seen := map[bool]string{}
+	for _, ifc := range res.Interfaces {
+		for _, rt := range ifc.Routes {
+			if rt.Dst.Bits() != 0 {
+				continue
+			}
+			v4 := rt.Dst.Addr().Is4()
+			src := fmt.Sprintf("network %q route %s via %s", ifc.Network, rt.Dst, rt.GW)
+			if prev, ok := seen[v4]; ok {
+				return fmt.Errorf("two default routes: %s and %s; keep one", prev, src)
+			}
+			seen[v4] = src
+		}
+	}
+	return nil
+}
+
+// chooseDNS takes the DNS of the first network that has any, and reports
+// the others. Nameservers given by the caller replace it.
+func chooseDNS(all []attachmentDNS, override []netip.Addr) DNS {
+	var d DNS
+	for _, a := range all {
+		if a.dns.Empty() {
+			continue
+		}
+		if d.Source == "" {
+			d = DNS{Nameservers: a.dns.Nameservers, Domain: a.dns.Domain, Search: a.dns.Search, Options: a.dns.Options, Source: a.network}
+			continue
+		}
+		d.Ignored = append(d.Ignored, a.network)
+	}
+	if len(override) > 0 {
+		if d.Source != "" {
+			d.Ignored = append(d.Ignored, d.Source)
+		}
+		d = DNS{Nameservers: slices.Clone(override), Source: "--dns", Ignored: d.Ignored}
+	}
+	d.ResolvConf = d.Text()
+	return d
+}
+
+// Text returns d as resolv.conf content.
+func (d DNS) Text() string {
+	var b strings.Builder
+	if d.Source != "" {
+		fmt.Fprintf(&b, "# generated by kvmnet from %s\n", d.Source)
+	}
+	if d.Domain != "" {
+		fmt.Fprintf(&b, "domain %s\n", d.Domain)
+	}
+	if len(d.Search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(d.Search, " "))
+	}
+	for _, ns := range d.Nameservers {
+		fmt.Fprintf(&b, "nameserver %s\n", ns)
+	}
+	if len(d.Options) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(d.Options, " "))
+	}
+	return b.String()
+}
+
+func removeDevNode(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove device node %s: %w", path, err)
+	}
+	return nil
+}
