@@ -104,6 +104,10 @@ type UpRequest struct {
 	Queues int
 	// NoVnetHdr creates taps without IFF_VNET_HDR.
 	NoVnetHdr bool
+	// Ports are forwarded ports, "[NET:][HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp]"
+	// or ranges "8000-8009:80-89". Without NET the port goes to the network
+	// that carries the guest's default route.
+	Ports []string
 }
 
 // Summary is one line of List.

@@ -43,6 +43,10 @@ up options:
   --net SPEC        networks, comma-separated and repeatable: default (when none is given),
                     none, all, NAME, NAME:K=V;K2=V2 (CNI args for IPAM, e.g. IP=172.16.28.9)
   --dns IP          guest nameserver, repeatable; replaces the DNS from IPAM
+  --port SPEC       forward a host port to the guest, repeatable:
+                    [NET:][HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp], ranges 8000-8009:80-89,
+                    IPv6 host addresses in brackets ([::1]:8080:80); without NET the
+                    network with the guest's default route
   --tap-owner UID   uid allowed to open the taps (for an unprivileged hypervisor)
   --tap-group GID   gid allowed to open the taps
   --queues N        multiqueue taps with N queues (default 1)
@@ -226,8 +230,9 @@ func cmdUp(ctx context.Context, g *globals, args []string, stdout, stderr io.Wri
 	g.register(fs)
 	var out outputFlags
 	out.register(fs)
-	var nets, dns multiFlag
+	var nets, dns, ports multiFlag
 	fs.Var(&nets, "net", "networks")
+	fs.Var(&ports, "port", "forwarded port")
 	fs.Var(&dns, "dns", "nameserver")
 	owner := fs.Int("tap-owner", 0, "tap owner uid")
 	group := fs.Int("tap-group", 0, "tap group gid")
@@ -243,7 +248,7 @@ func cmdUp(ctx context.Context, g *globals, args []string, stdout, stderr io.Wri
 	if err := out.validate(); err != nil {
 		return err
 	}
-	req := kvmnet.UpRequest{VM: pos[0], Nets: nets, TapOwner: *owner, TapGroup: *group, Queues: *queues, NoVnetHdr: *noVnetHdr}
+	req := kvmnet.UpRequest{VM: pos[0], Nets: nets, Ports: ports, TapOwner: *owner, TapGroup: *group, Queues: *queues, NoVnetHdr: *noVnetHdr}
 	if *owner < 0 || *group < 0 {
 		return usageError{fmt.Errorf("invalid --tap-owner %d or --tap-group %d: use a uid/gid >= 0", *owner, *group)}
 	}
