@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -57,21 +59,24 @@ const (
 	kindInvalid jsonKind = "invalid JSON"
 )
 
-// delegateFieldKind returns the JSON type of the delegate keys that this
-// package checks, or "" for a key that is passed through unchecked. The keys
-// are those of the bridge plugin's config that other main plugins share.
-func delegateFieldKind(key string) jsonKind {
-	switch key {
-	case "type", "cniVersion", "bridge":
-		return kindString
-	case "ipMasq", "isGateway", "isDefaultGateway", "hairpinMode", "forceAddress", "promiscMode":
-		return kindBool
-	case "mtu", "vlan":
-		return kindNumber
-	case "runtimeConfig":
-		return kindObject
+// delegateFieldKinds returns the JSON types of the delegate keys that this
+// package checks. Other keys are passed through unchecked. The keys are those
+// of the bridge plugin's config that other main plugins share.
+func delegateFieldKinds() map[string]jsonKind {
+	return map[string]jsonKind{
+		"type":             kindString,
+		"cniVersion":       kindString,
+		"bridge":           kindString,
+		"ipMasq":           kindBool,
+		"isGateway":        kindBool,
+		"isDefaultGateway": kindBool,
+		"hairpinMode":      kindBool,
+		"forceAddress":     kindBool,
+		"promiscMode":      kindBool,
+		"mtu":              kindNumber,
+		"vlan":             kindNumber,
+		"runtimeConfig":    kindObject,
 	}
-	return ""
 }
 
 // ParseConfig parses and checks a CNI network config of type flannel.
@@ -99,6 +104,10 @@ func parseConfig(conf []byte) (Config, error) {
 		return Config{}, errors.New("config is not a JSON object: got null")
 	}
 
+	known := []string{"name", "type", "cniVersion", "subnetFile", "dataDir", "delegate", "ipam", "runtimeConfig"}
+	if err := checkKeySpelling(top, "", known); err != nil {
+		return Config{}, err
+	}
 	cfg := Config{SubnetFile: DefaultSubnetFile}
 	if err := parseTopLevel(top, &cfg); err != nil {
 		return Config{}, err
@@ -174,6 +183,11 @@ func parseDelegate(raw json.RawMessage, cniVersion string) (map[string]json.RawM
 	if err != nil {
 		return nil, err
 	}
+	kinds := delegateFieldKinds()
+	known := append(slices.Collect(maps.Keys(kinds)), "name", "ipam")
+	if err := checkKeySpelling(delegate, "delegate.", known); err != nil {
+		return nil, err
+	}
 	if _, ok := delegate["name"]; ok {
 		return nil, errors.New(`field "delegate.name": must not be set, the rendered config takes the flannel network's name`)
 	}
@@ -181,13 +195,12 @@ func parseDelegate(raw json.RawMessage, cniVersion string) (map[string]json.RawM
 		return nil, errors.New(`field "delegate.ipam": must not be set, flannel builds it from subnet.env ` +
 			`(set extra IPAM keys such as routes in the top-level "ipam")`)
 	}
-
-	for key, value := range delegate {
-		kind := delegateFieldKind(key)
-		if kind == "" {
+	for _, key := range slices.Sorted(maps.Keys(delegate)) {
+		kind, ok := kinds[key]
+		if !ok {
 			continue
 		}
-		if err := checkKind(value, "delegate."+key, kind); err != nil {
+		if err := checkKind(delegate[key], "delegate."+key, kind); err != nil {
 			return nil, err
 		}
 	}
@@ -269,6 +282,10 @@ func parseIPAM(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	known := []string{"type", "routes", "dataDir", "ranges", "subnet", "rangeStart", "rangeEnd", "gateway"}
+	if err := checkKeySpelling(ipam, "ipam.", known); err != nil {
+		return nil, err
+	}
 	// flannel takes the address ranges from subnet.env, so the keys that
 	// describe ranges would conflict with it or be silently ignored.
 	for _, key := range []string{"ranges", "subnet", "rangeStart", "rangeEnd", "gateway"} {
@@ -321,6 +338,9 @@ func checkRoute(raw json.RawMessage, field string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkKeySpelling(route, field+".", []string{"dst", "gw"}); err != nil {
+		return err
+	}
 
 	dst, found, err := stringField(route, field+".", "dst")
 	if err != nil {
@@ -347,6 +367,22 @@ func checkRoute(raw json.RawMessage, field string) error {
 	}
 	if addr.Unmap().Is4() != prefix.Addr().Unmap().Is4() {
 		return fmt.Errorf("field %q: gateway %s and destination %s are of different address families", field+".gw", addr, prefix)
+	}
+	return nil
+}
+
+// checkKeySpelling rejects a key that differs from a known key only in case.
+// encoding/json, which CNI plugins use to decode their config, matches keys
+// case-insensitively, so "MTU" would reach the plugin as "mtu" and bypass the
+// checks of this package, or conflict with the value it renders.
+func checkKeySpelling(object map[string]json.RawMessage, prefix string, known []string) error {
+	for _, key := range slices.Sorted(maps.Keys(object)) {
+		for _, want := range known {
+			if key != want && strings.EqualFold(key, want) {
+				return fmt.Errorf("field %s: invalid key, spell it %q because CNI plugins match keys case-insensitively",
+					quoteCut(prefix+key), want)
+			}
+		}
 	}
 	return nil
 }

@@ -21,5 +21,7 @@
 // For a flannel plugin inside a .conflist, pass the plugin's object with the
 // list's "name" and "cniVersion" added, as libcni does before it runs a plugin.
 //
-// The package does no I/O of its own and never panics on any input.
+// The package does no I/O of its own. Its functions return an error for
+// malformed input rather than panic, which the fuzz targets FuzzParseSubnetEnv
+// and FuzzRender check.
 package flannel

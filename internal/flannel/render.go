@@ -56,11 +56,13 @@ func Render(conf []byte, readFile func(path string) ([]byte, error)) ([]byte, er
 //   - for a bridge delegate, "isGateway": true and "isDefaultGateway": false;
 //   - "runtimeConfig" from cfg.RuntimeConfig, when set.
 //
-// "name" and "cniVersion" (when set) always come from cfg. "ipam" is built
-// from cfg.IPAM and env: "type" defaults to "host-local", "ranges" has one
-// range set per address family with the masked subnet (IPv4 first), "routes"
-// has the routes of cfg.IPAM followed by one route per flannel network, and
-// "dataDir" defaults to cfg.DataDir.
+// "name" always comes from cfg, and so does "cniVersion" when cfg sets one.
+// "ipam" starts from the keys of cfg.IPAM and gets:
+//   - "type": "host-local" unless cfg.IPAM sets a type;
+//   - "ranges": one range set per address family with the masked subnet,
+//     IPv4 first;
+//   - "routes": the routes of cfg.IPAM, then one route per flannel network;
+//   - "dataDir": cfg.DataDir, unless it is empty or cfg.IPAM sets one.
 func RenderDelegate(cfg Config, env SubnetEnv) ([]byte, error) {
 	if cfg.Name == "" {
 		return nil, fmt.Errorf("%w: network name is empty", ErrInvalidConfig)
@@ -74,7 +76,7 @@ func RenderDelegate(cfg Config, env SubnetEnv) ([]byte, error) {
 		delegate = make(map[string]json.RawMessage)
 	}
 
-	// The names and versions come from the network itself.
+	// The name and cniVersion come from the flannel network itself.
 	delegate["name"] = jsonString(cfg.Name)
 	if cfg.CNIVersion != "" {
 		delegate["cniVersion"] = jsonString(cfg.CNIVersion)
@@ -197,7 +199,8 @@ func setDefault(object map[string]json.RawMessage, key string, value json.RawMes
 }
 
 func jsonString(s string) json.RawMessage {
-	encoded, _ := json.Marshal(s) // Marshal of a string cannot fail.
+	// json.Marshal returns no error for a string: it replaces invalid UTF-8.
+	encoded, _ := json.Marshal(s)
 	return encoded
 }
 

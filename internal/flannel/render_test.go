@@ -301,6 +301,13 @@ func TestRenderInvalidConfig(t *testing.T) {
 		{"ipam route bad dst", `{"name":"fl","type":"flannel","ipam":{"routes":[{"dst":"0.0.0.0/0"},{"dst":"10.0.0.0"}]}}`, []string{`field "ipam.routes[1].dst": invalid CIDR "10.0.0.0"`}},
 		{"ipam route bad gw", `{"name":"fl","type":"flannel","ipam":{"routes":[{"dst":"0.0.0.0/0","gw":"x"}]}}`, []string{`field "ipam.routes[0].gw": invalid IP address "x"`}},
 		{"ipam route gw family", `{"name":"fl","type":"flannel","ipam":{"routes":[{"dst":"::/0","gw":"10.0.0.1"}]}}`, []string{`field "ipam.routes[0].gw": gateway 10.0.0.1 and destination ::/0 are of different address families`}},
+		{"top-level key case", `{"Name":"fl","name":"fl","type":"flannel"}`, []string{`field "Name": invalid key, spell it "name"`}},
+		{"delegate mtu key case", `{"name":"fl","type":"flannel","delegate":{"MTU":"x"}}`, []string{`field "delegate.MTU": invalid key, spell it "mtu"`}},
+		{"delegate name key case", `{"name":"fl","type":"flannel","delegate":{"NAME":"other"}}`, []string{`field "delegate.NAME": invalid key, spell it "name"`}},
+		{"delegate ipam key case", `{"name":"fl","type":"flannel","delegate":{"Ipam":{}}}`, []string{`field "delegate.Ipam": invalid key, spell it "ipam"`}},
+		{"delegate ipMasq key case", `{"name":"fl","type":"flannel","delegate":{"IPMasq":true}}`, []string{`field "delegate.IPMasq": invalid key, spell it "ipMasq"`}},
+		{"ipam ranges key case", `{"name":"fl","type":"flannel","ipam":{"Ranges":[]}}`, []string{`field "ipam.Ranges": invalid key, spell it "ranges"`}},
+		{"ipam route key case", `{"name":"fl","type":"flannel","ipam":{"routes":[{"Dst":"0.0.0.0/0"}]}}`, []string{`field "ipam.routes[0].Dst": invalid key, spell it "dst"`}},
 		{"long value is cut", `{"name":"fl","type":"flannel","delegate":{"ipMasq":"` + strings.Repeat("x", 500) + `"}}`, []string{`xxx...`}},
 	}
 

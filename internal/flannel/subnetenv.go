@@ -23,8 +23,11 @@ const (
 )
 
 // MinMTU and MaxMTU bound every MTU this package accepts, in bytes. 68 is the
-// minimum IPv4 link MTU (RFC 791), and 65535 is the largest value the IPv4 and
-// IPv6 length fields can describe without jumbograms.
+// minimum IPv4 link MTU (RFC 791), and 65535 is the largest MTU that a Linux
+// bridge accepts.
+//
+// NOTE: a Linux tap accepts at most 65521 (seen on kernel 6.18), so the code
+// that creates the devices must still check the MTU against their limits.
 const (
 	MinMTU = 68
 	MaxMTU = 65535
@@ -41,8 +44,9 @@ var ErrInvalidSubnetEnv = errors.New("invalid flannel subnet.env")
 // IPv4, IPv6Subnet and IPv6Networks for IPv6, or both for dual-stack.
 type SubnetEnv struct {
 	// Networks are the cluster-wide IPv4 networks from FLANNEL_NETWORK, masked
-	// to their network address. Empty on an IPv6-only host. flanneld writes
-	// several networks as a comma-separated list.
+	// to their network address, without duplicates. Empty on an IPv6-only
+	// host. The file lists several networks separated by commas, the format
+	// that the CNI flannel plugin reads.
 	Networks []netip.Prefix
 	// Subnet is this host's IPv4 subnet from FLANNEL_SUBNET, exactly as written.
 	// flanneld writes the gateway address with the subnet's prefix length (for
@@ -50,7 +54,8 @@ type SubnetEnv struct {
 	// inside one of Networks. The zero Prefix on an IPv6-only host.
 	Subnet netip.Prefix
 	// IPv6Networks are the cluster-wide IPv6 networks from
-	// FLANNEL_IPV6_NETWORK, masked. Empty on an IPv4-only host.
+	// FLANNEL_IPV6_NETWORK, masked, without duplicates. Empty on an IPv4-only
+	// host.
 	IPv6Networks []netip.Prefix
 	// IPv6Subnet is this host's IPv6 subnet from FLANNEL_IPV6_SUBNET, exactly
 	// as written. The zero Prefix on an IPv4-only host.
@@ -87,6 +92,8 @@ type envLine struct {
 //     a quoted value are rejected. Quotes are rejected rather than stripped
 //     because they imply shell quoting rules that this parser does not apply;
 //   - a key given twice is rejected, even with the same value;
+//   - a network list with an empty entry is rejected, and a repeated network
+//     is dropped;
 //   - keys that do not start with FLANNEL_ are ignored, and so are FLANNEL_
 //     keys other than the six listed in this package, which later flanneld
 //     versions may add;
@@ -248,11 +255,11 @@ func parseNetworks(line envLine, key string, ipv6 bool) ([]netip.Prefix, error) 
 		if err != nil {
 			return nil, keyLineError(line, key, err)
 		}
+		// The CNI flannel plugin drops repeated networks too.
 		prefix = prefix.Masked()
-		if slices.Contains(networks, prefix) {
-			return nil, keyLineError(line, key, fmt.Errorf("network %s is listed twice", prefix))
+		if !slices.Contains(networks, prefix) {
+			networks = append(networks, prefix)
 		}
-		networks = append(networks, prefix)
 	}
 	return networks, nil
 }

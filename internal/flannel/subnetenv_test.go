@@ -91,6 +91,16 @@ func TestParseSubnetEnvValid(t *testing.T) {
 			},
 		},
 		{
+			name: "repeated network dropped",
+			data: "FLANNEL_NETWORK=10.1.0.0/16,10.2.0.0/16,10.1.2.0/16\nFLANNEL_SUBNET=10.1.17.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
+			want: SubnetEnv{
+				Networks: prefixes("10.1.0.0/16", "10.2.0.0/16"),
+				Subnet:   netip.MustParsePrefix("10.1.17.1/24"),
+				MTU:      1450,
+				IPMasq:   true,
+			},
+		},
+		{
 			name: "network with host bits is masked",
 			data: "FLANNEL_NETWORK=10.1.2.3/16\nFLANNEL_SUBNET=10.1.17.0/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n",
 			want: SubnetEnv{
@@ -180,7 +190,6 @@ func TestParseSubnetEnvInvalid(t *testing.T) {
 		{"bad network cidr", "FLANNEL_NETWORK=10.1.0.0\n" + subnet + mtu + ipmasq, []string{`FLANNEL_NETWORK on line 1 "FLANNEL_NETWORK=10.1.0.0"`, "invalid CIDR"}},
 		{"bad network prefix length", "FLANNEL_NETWORK=10.1.0.0/33\n" + subnet + mtu + ipmasq, []string{"FLANNEL_NETWORK on line 1", "invalid CIDR"}},
 		{"empty network in list", "FLANNEL_NETWORK=10.1.0.0/16,\n" + subnet + mtu + ipmasq, []string{"FLANNEL_NETWORK on line 1", `invalid CIDR ""`}},
-		{"network listed twice", "FLANNEL_NETWORK=10.1.0.0/16,10.1.0.0/16\n" + subnet + mtu + ipmasq, []string{"FLANNEL_NETWORK on line 1", "listed twice"}},
 		{"ipv6 in ipv4 key", "FLANNEL_NETWORK=fd00::/56\n" + subnet + mtu + ipmasq, []string{"FLANNEL_NETWORK on line 1", "not an IPv4 prefix"}},
 		{"ipv4 in ipv6 key", "FLANNEL_IPV6_NETWORK=10.1.0.0/16\nFLANNEL_IPV6_SUBNET=10.1.17.0/24\n" + mtu + ipmasq, []string{"FLANNEL_IPV6_NETWORK on line 1", "not an IPv6 prefix"}},
 		{"mapped ipv4 in ipv6 key", "FLANNEL_IPV6_NETWORK=::ffff:10.1.0.0/112\nFLANNEL_IPV6_SUBNET=::ffff:10.1.17.0/120\n" + mtu + ipmasq, []string{"FLANNEL_IPV6_NETWORK on line 1", "not an IPv6 prefix"}},
