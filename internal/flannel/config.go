@@ -253,7 +253,8 @@ func normalizeInteger(delegate map[string]json.RawMessage, key string, minValue,
 		return fmt.Errorf("field %q: invalid number %s: %w", field, quoteJSON(raw), errors.Unwrap(err))
 	}
 	// Without an exponent the check is exact on the text. With one, it is
-	// done on the float64 value, which is exact for every integer in range.
+	// done on the float64 value, so a fraction below float64 precision, as in
+	// 1400.0000000000000001e0, passes as 1400.
 	if !isIntegerText(text) || math.Trunc(value) != value {
 		return fmt.Errorf("field %q: %s is not an integer", field, quoteJSON(raw))
 	}

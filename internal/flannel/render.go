@@ -86,7 +86,15 @@ func RenderDelegate(cfg Config, env SubnetEnv) ([]byte, error) {
 	setDefault(delegate, "type", jsonString("bridge"))
 	setDefault(delegate, "ipMasq", jsonBool(!env.IPMasq))
 	setDefault(delegate, "mtu", json.RawMessage(strconv.Itoa(env.MTU)))
-	if string(delegate["type"]) == `"bridge"` {
+
+	// The type is written back in plain form, so a reader that compares the
+	// JSON text sees "bridge" even when the config wrote "bridg\u0065".
+	var delegateType string
+	if err := json.Unmarshal(delegate["type"], &delegateType); err != nil {
+		return nil, fmt.Errorf(`%w: field "delegate.type": %w`, ErrInvalidConfig, err)
+	}
+	delegate["type"] = jsonString(delegateType)
+	if delegateType == "bridge" {
 		setDefault(delegate, "isGateway", jsonBool(true))
 		setDefault(delegate, "isDefaultGateway", jsonBool(false))
 	}

@@ -89,6 +89,12 @@ func TestRenderGolden(t *testing.T) {
 			env:    envIPv4,
 		},
 		{
+			name:   "escaped bridge type",
+			golden: "ipv4.json",
+			conf:   `{"name":"fl","cniVersion":"1.0.0","type":"flannel","delegate":{"type":"bridg\u0065"}}`,
+			env:    envIPv4,
+		},
+		{
 			name:   "ipam routes and data dir",
 			golden: "ipam-routes.json",
 			conf: `{"name":"fl","cniVersion":"1.0.0","type":"flannel","dataDir":"/var/lib/kvmnet/flannel",

@@ -83,23 +83,23 @@ type envLine struct {
 // ParseSubnetEnv parses the subnet.env file that flanneld writes.
 //
 // The format is the one flanneld writes: one KEY=VALUE line per key, LF line
-// ends, no spaces, no quotes. The parser is strict so that a damaged or
-// hand-edited file fails loudly before anything is created:
-//   - empty lines and full-line comments (a line whose first byte is '#') are
-//     skipped, although flanneld writes neither;
-//   - a CR byte (CRLF line ends), a line without '=', a key that is not a
-//     shell variable name, leading or trailing whitespace, an empty value and
-//     a quoted value are rejected. Quotes are rejected rather than stripped
-//     because they imply shell quoting rules that this parser does not apply;
-//   - a key given twice is rejected, even with the same value;
-//   - a network list with an empty entry is rejected, and a repeated network
-//     is dropped;
-//   - keys that do not start with FLANNEL_ are ignored, and so are FLANNEL_
-//     keys other than the six listed in this package, which later flanneld
-//     versions may add;
-//   - FLANNEL_MTU and FLANNEL_IPMASQ are required; so is at least one of the
-//     IPv4 pair (FLANNEL_NETWORK, FLANNEL_SUBNET) and the IPv6 pair
-//     (FLANNEL_IPV6_NETWORK, FLANNEL_IPV6_SUBNET), and each pair is complete.
+// ends, no whitespace and no quotes. The parser is strict so that a damaged or
+// hand-edited file fails before anything is created:
+//   - Empty lines and full-line comments (lines whose first byte is '#') are
+//     skipped, although flanneld writes neither.
+//   - Every other line must be KEY=VALUE, where KEY is a shell variable name
+//     and VALUE is not empty. A CR byte (CRLF line ends), invalid UTF-8,
+//     whitespace anywhere in the line and a quoted value are rejected. Quotes
+//     are rejected rather than stripped because they imply shell quoting rules
+//     that this parser does not apply.
+//   - Keys that do not start with FLANNEL_ are ignored, and so are FLANNEL_
+//     keys other than the six Key constants, which later flanneld versions
+//     may add. A FLANNEL_ key given twice is rejected, even with the same value.
+//   - FLANNEL_MTU and FLANNEL_IPMASQ are required. So is the IPv4 pair
+//     (FLANNEL_NETWORK, FLANNEL_SUBNET), the IPv6 pair (FLANNEL_IPV6_NETWORK,
+//     FLANNEL_IPV6_SUBNET) or both, and a pair must be complete.
+//   - A network list with an empty entry is rejected, and a repeated network
+//     is dropped.
 //
 // Every error wraps ErrInvalidSubnetEnv and names the key, or the line number
 // and the line's text.
