@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 
 	"github.com/kvmnet/kvmnet/internal/ipam"
 	"github.com/kvmnet/kvmnet/internal/link"
@@ -69,7 +68,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			errs = append(errs, err)
 		}
 		if a.Type == "macvlan" {
-			if err := removeDevNode(filepath.Join(m.devDir(), a.HostDevice)); err != nil {
+			if err := removeDevNode(a.DevicePath); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -20,6 +20,7 @@ import (
 const (
 	DefaultStateDir = "/var/lib/kvmnet"
 	DefaultNetDir   = "/etc/kvmnet/net.d"
+	DefaultDevDir   = "/run/kvmnet/dev"
 )
 
 // DefaultCNIPath is used when neither Options.CNIPath nor $CNI_PATH is set.
@@ -34,6 +35,9 @@ type Options struct {
 	// CNIPath lists the directories searched for CNI plugins. Default
 	// $CNI_PATH, else DefaultCNIPath.
 	CNIPath []string
+	// DevDir holds the character device nodes of macvtaps, readable by the
+	// tap owner, so that a hypervisor opens them by path. Default DefaultDevDir.
+	DevDir string
 	// Logger receives decisions and ignored failures. Default: discard.
 	Logger *slog.Logger
 }
@@ -53,6 +57,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if len(opts.NetDirs) == 0 {
 		opts.NetDirs = []string{DefaultNetDir}
+	}
+	if opts.DevDir == "" {
+		opts.DevDir = DefaultDevDir
 	}
 	if len(opts.CNIPath) == 0 {
 		if env := os.Getenv("CNI_PATH"); env != "" {
@@ -79,8 +86,8 @@ func New(opts Options) (*Manager, error) {
 // ipamDataDir holds the host-local reservations of the built-in networks.
 func (m *Manager) ipamDataDir() string { return filepath.Join(m.opts.StateDir, "ipam") }
 
-// devDir holds the private macvtap device nodes.
-func (m *Manager) devDir() string { return filepath.Join(m.opts.StateDir, "dev") }
+// devDir holds the macvtap device nodes.
+func (m *Manager) devDir() string { return m.opts.DevDir }
 
 // Networks returns every network kvmnet knows: files in the net dirs, in
 // order, then the built-ins no file overrides.

@@ -258,6 +258,10 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 		}
 		ifc.MAC = actual.String()
 		ifc.DevicePath = filepath.Join(m.devDir(), a.HostDevice)
+		a.DevicePath = ifc.DevicePath
+		if err := m.store.Save(rec); err != nil {
+			return ifc, cniresult.DNS{}, err
+		}
 		if err := h.MacvtapDevice(a.HostDevice, ifc.DevicePath, req.TapOwner, req.TapGroup); err != nil {
 			return ifc, cniresult.DNS{}, err
 		}
@@ -463,6 +467,9 @@ func (d DNS) Text() string {
 }
 
 func removeDevNode(path string) error {
+	if path == "" {
+		return nil
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove device node %s: %w", path, err)
 	}

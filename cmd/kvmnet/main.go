@@ -37,6 +37,7 @@ Global options (also accepted after the command):
                     default /etc/kvmnet/net.d)
   --cni-path DIRS   colon-separated CNI plugin directories (env CNI_PATH;
                     default /opt/cni/bin:/usr/lib/cni)
+  --dev-dir DIR     macvtap device nodes (env KVMNET_DEV_DIR; default /run/kvmnet/dev)
   -v                structured logs on stderr
 
 up options:
@@ -87,6 +88,7 @@ type globals struct {
 	stateDir string
 	netDirs  multiFlag
 	cniPath  string
+	devDir   string
 	verbose  bool
 }
 
@@ -99,6 +101,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.stateDir, "state-dir", g.stateDir, "state directory")
 	fs.Var(&g.netDirs, "net-dir", "CNI config directory (repeatable)")
 	fs.StringVar(&g.cniPath, "cni-path", g.cniPath, "CNI plugin directories")
+	fs.StringVar(&g.devDir, "dev-dir", g.devDir, "macvtap device node directory")
 	fs.BoolVar(&g.verbose, "v", g.verbose, "structured logs on stderr")
 }
 
@@ -125,7 +128,7 @@ func newFlagSet(name string) *flag.FlagSet {
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	g := &globals{stateDir: os.Getenv("KVMNET_STATE_DIR"), cniPath: os.Getenv("CNI_PATH")}
+	g := &globals{stateDir: os.Getenv("KVMNET_STATE_DIR"), cniPath: os.Getenv("CNI_PATH"), devDir: os.Getenv("KVMNET_DEV_DIR")}
 	pre := newFlagSet("kvmnet")
 	g.register(pre)
 	if err := pre.Parse(args); err != nil {
@@ -164,7 +167,7 @@ func printUsage(w io.Writer) {
 }
 
 func (g *globals) manager(stderr io.Writer) (*kvmnet.Manager, error) {
-	opts := kvmnet.Options{StateDir: g.stateDir}
+	opts := kvmnet.Options{StateDir: g.stateDir, DevDir: g.devDir}
 	opts.NetDirs = append(opts.NetDirs, g.netDirs...)
 	if len(opts.NetDirs) == 0 {
 		if env := os.Getenv("KVMNET_NET_DIR"); env != "" {

@@ -209,7 +209,7 @@ func (h *Handle) MacvtapDevice(name, path string, uid, gid int) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create device dir for %s: %w", name, err)
 	}
 	_ = os.Remove(path)

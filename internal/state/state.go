@@ -69,6 +69,8 @@ type Attachment struct {
 	// HostDevice is the planned tap or macvtap name, owned by this VM.
 	HostDevice string `json:"hostDevice"`
 	MAC        string `json:"mac"`
+	// DevicePath is the macvtap device node kvmnet created, set before mknod.
+	DevicePath string `json:"devicePath,omitempty"`
 	// Bridge is the bridge of a bridge network.
 	Bridge string `json:"bridge,omitempty"`
 	// IPAMStarted is set before IPAM ADD runs, so that DEL is owed from then on.
