@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -250,14 +249,17 @@ func missingOf(has func(string) bool, a, b string) string {
 // parseNetworks parses a comma-separated list of network prefixes.
 func parseNetworks(line envLine, key string, ipv6 bool) ([]netip.Prefix, error) {
 	var networks []netip.Prefix
+	seen := make(map[netip.Prefix]bool)
 	for field := range strings.SplitSeq(line.value, ",") {
 		prefix, err := parsePrefix(field, ipv6)
 		if err != nil {
 			return nil, keyLineError(line, key, err)
 		}
+
 		// The CNI flannel plugin drops repeated networks too.
 		prefix = prefix.Masked()
-		if !slices.Contains(networks, prefix) {
+		if !seen[prefix] {
+			seen[prefix] = true
 			networks = append(networks, prefix)
 		}
 	}
