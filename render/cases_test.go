@@ -13,7 +13,7 @@ type testCase struct {
 	result kvmnet.Result
 	opts   Options
 	// unsupported lists the formats whose hypervisor cannot attach one of
-	// the devices; they must fail with errors.ErrUnsupported.
+	// the devices. They must fail with errors.ErrUnsupported.
 	unsupported []string
 }
 

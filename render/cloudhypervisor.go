@@ -14,15 +14,17 @@ import (
 // every interface of r, as alternating "--net" and value.
 //
 // A tap is named with tap=, which makes Cloud Hypervisor open the existing
-// device and leave its addresses alone (ip= and mask= apply only to taps it
-// creates itself, so they are never emitted). A macvtap is passed as
-// descriptors, fd=[3,4,...], one per queue, with the same numbering as
-// QEMUArgs; the returned files say which device to open at which
-// descriptor. num_queues counts receive and transmit queues together, so a
-// NIC with K queue pairs gets num_queues=2K; it is left out for K=1, which
-// is Cloud Hypervisor's default. mtu= is set whenever the MTU is known.
-// Cloud Hypervisor has no vhost-net backend, so Options.VhostNet is
-// ignored.
+// device and leave its addresses alone (net_util/src/open_tap.rs). ip= and
+// mask= apply only to taps it creates itself, so they are never emitted.
+//
+// A macvtap is passed as descriptors, fd=[3,4,...], one per queue, with the
+// same numbering as QEMUArgs. The returned files list which device to open
+// at which descriptor.
+//
+// num_queues counts receive and transmit queues together, so a NIC with K
+// queue pairs gets num_queues=2K. It is left out for K=1, which is Cloud
+// Hypervisor's default. mtu= is set whenever the MTU is known. Cloud
+// Hypervisor has no vhost-net backend, so Options.VhostNet is ignored.
 func CloudHypervisorArgs(r *kvmnet.Result, opts Options) (args []string, files []PassedFile, err error) {
 	if r == nil {
 		return nil, nil, errors.New("result is nil")

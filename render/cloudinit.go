@@ -54,7 +54,7 @@ func CloudInit(r *kvmnet.Result, opts Options) (string, error) {
 }
 
 // writeCloudInitEthernet writes the entry of one interface under
-// "ethernets"; dns is nil for interfaces that do not carry the DNS settings.
+// "ethernets". dns is nil unless the interface carries the DNS settings.
 func writeCloudInitEthernet(b *bytes.Buffer, ifc *kvmnet.Interface, dns *kvmnet.DNS) {
 	mac, _ := parseMAC(ifc.MAC) // checked by checkGuest
 

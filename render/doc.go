@@ -1,8 +1,8 @@
 // Package render turns a kvmnet.Result into what a hypervisor or a guest
 // needs: command-line arguments, API configuration, kernel parameters and
-// guest network files. Render selects a format by name; each format also
-// has its own function, and most have one that returns data instead of
-// text (QEMUArgs, Firecracker, KernelArgs, NetworkdFiles, ...).
+// guest network files. Render selects a format by name. Each format also
+// has its own Write function, and most have one that returns data instead
+// of text (QEMUArgs, Firecracker, KernelArgs, NetworkdFiles, ...).
 //
 // # Formats
 //

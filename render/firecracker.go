@@ -32,9 +32,10 @@ type FirecrackerInterface struct {
 // Firecracker returns the Firecracker network configuration of r.
 //
 // Firecracker opens a tap through /dev/net/tun by name with one queue pair
-// and without IFF_MULTI_QUEUE (Tap::open_named in Firecracker 1.x). It
-// therefore cannot attach a macvtap, and the kernel refuses it a tap created
-// with several queues. Both cases return an error wrapping
+// and without IFF_MULTI_QUEUE (Tap::open_named in its
+// src/vmm/src/devices/virtio/net/tap.rs). It therefore cannot attach a
+// macvtap, and the kernel rejects its open of a tap created with several
+// queues (EINVAL from tun_set_iff). Both cases return an error wrapping
 // errors.ErrUnsupported.
 func Firecracker(r *kvmnet.Result, opts Options) (*FirecrackerConfig, error) {
 	if r == nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/kvmnet/kvmnet"
 )
 
-// maxKernelDNS is the number of DNS servers the kernel ip= parameter holds.
+// maxKernelDNS is the number of DNS servers the kernel ip= parameter accepts.
 const maxKernelDNS = 2
 
 // KernelArgs returns the guest kernel command-line parameters that
@@ -70,8 +70,8 @@ func firstAddress(ifc *kvmnet.Interface, v4 bool) (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
-// kernelDNS returns up to two IPv4 nameservers, the most the ip= parameter
-// holds. The kernel parses those fields as IPv4 only.
+// kernelDNS returns the first two IPv4 nameservers, because the ip=
+// parameter has two DNS fields and the kernel parses them as IPv4 only.
 func kernelDNS(dns kvmnet.DNS) []netip.Addr {
 	var servers []netip.Addr
 	for _, ns := range dns.Nameservers {
@@ -84,7 +84,7 @@ func kernelDNS(dns kvmnet.DNS) []netip.Addr {
 
 // ipParameter returns the value of an ip= parameter:
 // <client>::<gw>:<netmask>:<hostname>:<device>:off[:<dns0>[:<dns1>]].
-// The gateway is the one of ifc's IPv4 default route; empty DNS fields at
+// The gateway is the one of ifc's IPv4 default route. Empty DNS fields at
 // the end are left out.
 func ipParameter(ifc *kvmnet.Interface, client netip.Prefix, hostname string, dns []netip.Addr) string {
 	gw := ""

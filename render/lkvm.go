@@ -12,15 +12,17 @@ import (
 // LKVMArgs returns the kvmtool (lkvm run) arguments that attach every
 // interface of r, as alternating "--network" and value:
 // mode=tap,tapif=<device>,guest_mac=<mac>, plus vhost=1 when
-// Options.VhostNet is set.
+// Options.VhostNet is set. The behavior described here is that of
+// virtio/net.c in kvmtool.
 //
-// For a macvtap, tapif= names the character device (/dev/tap42): kvmtool
-// opens a tapif value that starts with '/' as a macvtap device and any
-// other value as a tap by name. kvmtool runs no ifup script by default
+// For a macvtap, tapif= names the character device (/dev/tap42), because
+// kvmtool opens a tapif value that starts with '/' as a macvtap device and
+// any other value as a tap by name. kvmtool runs no ifup script by default
 // (script=none) and leaves a named tap unconfigured. It has no MTU option,
-// so the guest takes its MTU from the kernel arguments. kvmtool opens a
-// tap without IFF_MULTI_QUEUE, which the kernel rejects for a tap created
-// with several queues; that case returns an error wrapping
+// so the guest takes its MTU from the kernel arguments.
+//
+// kvmtool opens a tap without IFF_MULTI_QUEUE, which the kernel rejects for
+// a tap created with several queues. That case returns an error wrapping
 // errors.ErrUnsupported. A multiqueue macvtap is attached through one of
 // its queues.
 func LKVMArgs(r *kvmnet.Result, opts Options) ([]string, error) {

@@ -71,8 +71,8 @@ func networkdFiles(r *kvmnet.Result, opts Options) ([]networkdFile, error) {
 	return files, nil
 }
 
-// networkdUnit returns the .network file of one interface; dns is nil for
-// interfaces that do not carry the DNS settings.
+// networkdUnit returns the .network file of one interface. dns is nil
+// unless the interface carries the DNS settings.
 func networkdUnit(ifc *kvmnet.Interface, dns *kvmnet.DNS) string {
 	var b strings.Builder
 	mac, _ := parseMAC(ifc.MAC) // checked by checkGuest

@@ -129,9 +129,9 @@ func randomOptions(rng *rand.Rand) Options {
 }
 
 // checkRenderedOutput renders r in every format and fails the test on a
-// panic or on successful output that breaks its format's basic shape: JSON
-// formats must be valid JSON, text formats printable ASCII lines, and the
-// argument formats must split into option and value pairs.
+// panic or on output that breaks its format's basic shape. JSON formats
+// must be valid JSON and text formats printable ASCII lines. Each line of
+// an argument format must split into an option and its value.
 func checkRenderedOutput(t *testing.T, r *kvmnet.Result, opts Options) {
 	t.Helper()
 	for _, format := range Formats() {

@@ -84,7 +84,7 @@ func checkQemuDevice(model string) error {
 // upward in interface order, one descriptor per queue. A multiqueue NIC
 // gets queues=K on a tap netdev and mq=on on the device, plus
 // vectors=2K+2 on PCI models. host_mtu is set when the MTU is neither 0
-// nor 1500.
+// nor 1500. Every netdev gets vhost=on when Options.VhostNet is set.
 func QEMUArgs(r *kvmnet.Result, opts Options) (args []string, files []PassedFile, err error) {
 	if r == nil {
 		return nil, nil, errors.New("result is nil")
@@ -123,9 +123,9 @@ func qemuInterface(ifc *kvmnet.Interface, index int, model string, vhost bool, f
 	}
 	id := "net" + strconv.Itoa(index)
 
-	// QEMU rejects ifname=, script=, downscript= and queues= next to fd= or
-	// fds=, so a macvtap netdev carries only its descriptors.
-	nd := []string{"tap", "id=" + id}
+	// QEMU (7.2) rejects ifname=, script=, downscript= and queues= next to
+	// fd= or fds=, so a macvtap netdev carries only its descriptors.
+	netdevOpts := []string{"tap", "id=" + id}
 	switch {
 	case ifc.DevicePath != "":
 		if err := checkDevicePath(ifc.DevicePath); err != nil {
@@ -133,36 +133,36 @@ func qemuInterface(ifc *kvmnet.Interface, index int, model string, vhost bool, f
 		}
 		numbers := fds.open(ifc.DevicePath, queues)
 		if queues == 1 {
-			nd = append(nd, "fd="+strconv.Itoa(numbers[0]))
+			netdevOpts = append(netdevOpts, "fd="+strconv.Itoa(numbers[0]))
 		} else {
-			nd = append(nd, "fds="+joinInts(numbers, ":"))
+			netdevOpts = append(netdevOpts, "fds="+joinInts(numbers, ":"))
 		}
 	default:
 		if err := checkLinkName("host device name", ifc.HostDevice); err != nil {
 			return "", "", err
 		}
-		nd = append(nd, "ifname="+ifc.HostDevice, "script=no", "downscript=no")
+		netdevOpts = append(netdevOpts, "ifname="+ifc.HostDevice, "script=no", "downscript=no")
 		if queues > 1 {
-			nd = append(nd, "queues="+strconv.Itoa(queues))
+			netdevOpts = append(netdevOpts, "queues="+strconv.Itoa(queues))
 		}
 	}
 	if vhost {
-		nd = append(nd, "vhost=on")
+		netdevOpts = append(netdevOpts, "vhost=on")
 	}
 
-	dev := []string{model, "netdev=" + id, "mac=" + mac.String()}
+	deviceOpts := []string{model, "netdev=" + id, "mac=" + mac.String()}
 	if queues > 1 {
-		dev = append(dev, "mq=on")
-		// vectors is an MSI-X property: virtio-net-device (MMIO) and other
-		// non-PCI models do not have it and QEMU rejects it there.
+		deviceOpts = append(deviceOpts, "mq=on")
+		// vectors is an MSI-X property. QEMU (7.2) rejects it on
+		// virtio-net-device (MMIO) and other models without PCI.
 		if strings.HasSuffix(model, "-pci") {
-			dev = append(dev, "vectors="+strconv.Itoa(2*queues+2))
+			deviceOpts = append(deviceOpts, "vectors="+strconv.Itoa(2*queues+2))
 		}
 	}
 	if ifc.MTU != 0 && ifc.MTU != 1500 {
-		dev = append(dev, "host_mtu="+strconv.Itoa(ifc.MTU))
+		deviceOpts = append(deviceOpts, "host_mtu="+strconv.Itoa(ifc.MTU))
 	}
-	return strings.Join(nd, ","), strings.Join(dev, ","), nil
+	return strings.Join(netdevOpts, ","), strings.Join(deviceOpts, ","), nil
 }
 
 // WriteQEMU writes the QEMU arguments of QEMUArgs, one option and its value

@@ -90,16 +90,16 @@ func Render(w io.Writer, name string, r *kvmnet.Result, opts Options) error {
 
 // flush writes the completed output in one call, so that a failed render
 // leaves nothing half-written behind.
-func flush(w io.Writer, buf *bytes.Buffer, what string) error {
+func flush(w io.Writer, buf *bytes.Buffer, format string) error {
 	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("write %s output: %w", what, err)
+		return fmt.Errorf("write %s output: %w", format, err)
 	}
 	return nil
 }
 
 // writeOptionLines writes args, which alternate between an option and its
 // value, as one "option value" pair per line.
-func writeOptionLines(w io.Writer, args []string, what string) error {
+func writeOptionLines(w io.Writer, args []string, format string) error {
 	var buf bytes.Buffer
 	for i := 0; i+1 < len(args); i += 2 {
 		buf.WriteString(args[i])
@@ -107,5 +107,5 @@ func writeOptionLines(w io.Writer, args []string, what string) error {
 		buf.WriteString(args[i+1])
 		buf.WriteByte('\n')
 	}
-	return flush(w, &buf, what)
+	return flush(w, &buf, format)
 }

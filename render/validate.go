@@ -14,7 +14,7 @@ const (
 	// maxLinkName is IFNAMSIZ minus the terminating NUL.
 	maxLinkName = 15
 	// maxQueues is the largest number of queues a Linux tap or macvtap
-	// accepts (MAX_TAP_QUEUES in drivers/net/tun.c and drivers/net/tap.c).
+	// accepts (MAX_TAP_QUEUES in drivers/net/tun.c and include/linux/if_tap.h).
 	maxQueues = 256
 	// minMTU is the smallest MTU an IPv4 link may have (RFC 791).
 	minMTU = 68
@@ -36,19 +36,19 @@ func isNameByte(b byte) bool {
 
 // checkLinkName returns an error unless name is a link name that every
 // output format can carry: 1 to 15 bytes of letters, digits, '-', '_' and '.'.
-func checkLinkName(what, name string) error {
+func checkLinkName(field, name string) error {
 	if name == "" {
-		return fmt.Errorf("%s is empty", what)
+		return fmt.Errorf("%s is empty", field)
 	}
 	if len(name) > maxLinkName {
-		return fmt.Errorf("%s %q is longer than %d bytes", what, name, maxLinkName)
+		return fmt.Errorf("%s %q is longer than %d bytes", field, name, maxLinkName)
 	}
 	if name == "." || name == ".." {
-		return fmt.Errorf("invalid %s %q", what, name)
+		return fmt.Errorf("invalid %s %q", field, name)
 	}
 	for i := range len(name) {
 		if !isNameByte(name[i]) {
-			return fmt.Errorf("invalid %s %q: only letters, digits, '-', '_' and '.' are allowed", what, name)
+			return fmt.Errorf("invalid %s %q: only letters, digits, '-', '_' and '.' are allowed", field, name)
 		}
 	}
 	return nil
