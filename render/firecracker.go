@@ -62,14 +62,14 @@ func Firecracker(r *kvmnet.Result, opts Options) (*FirecrackerConfig, error) {
 
 func firecrackerInterface(ifc *kvmnet.Interface) (FirecrackerInterface, error) {
 	if ifc.DevicePath != "" {
-		return FirecrackerInterface{}, fmt.Errorf("macvtap %s: firecracker opens only tap devices by name: %w", ifc.DevicePath, errors.ErrUnsupported)
+		return FirecrackerInterface{}, fmt.Errorf("macvtap %q: firecracker opens only tap devices by name, so use a ptp or bridge network: %w", ifc.DevicePath, errors.ErrUnsupported)
 	}
 	queues, err := queueCount(ifc.Queues)
 	if err != nil {
 		return FirecrackerInterface{}, err
 	}
 	if queues > 1 {
-		return FirecrackerInterface{}, fmt.Errorf("tap %s has %d queues: firecracker uses one queue pair: %w", ifc.HostDevice, queues, errors.ErrUnsupported)
+		return FirecrackerInterface{}, fmt.Errorf("tap %q has %d queues but firecracker uses one queue pair, so request a single queue: %w", ifc.HostDevice, queues, errors.ErrUnsupported)
 	}
 	if err := checkLinkName("host device name", ifc.HostDevice); err != nil {
 		return FirecrackerInterface{}, err

@@ -61,7 +61,7 @@ func lkvmNetwork(ifc *kvmnet.Interface, vhost bool) (string, error) {
 			return "", err
 		}
 		if queues > 1 {
-			return "", fmt.Errorf("tap %s has %d queues: kvmtool opens taps without multiqueue support: %w", ifc.HostDevice, queues, errors.ErrUnsupported)
+			return "", fmt.Errorf("tap %q has %d queues but kvmtool opens taps without multiqueue support, so request a single queue: %w", ifc.HostDevice, queues, errors.ErrUnsupported)
 		}
 		device = ifc.HostDevice
 	}

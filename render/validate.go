@@ -59,7 +59,7 @@ func checkLinkName(field, name string) error {
 func parseMAC(s string) (net.HardwareAddr, error) {
 	mac, err := net.ParseMAC(s)
 	if err != nil {
-		return nil, fmt.Errorf("invalid MAC address %q: %w", s, err)
+		return nil, fmt.Errorf("invalid MAC address %q: want 6 hex bytes such as 02:00:00:00:00:01", s)
 	}
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("invalid MAC address %q: want 6 bytes, got %d", s, len(mac))
