@@ -276,3 +276,21 @@ func TestInvalidHostname(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkRender(b *testing.B) {
+	tc := testCases()[2] // three-nics
+	for _, format := range Formats() {
+		if slices.Contains(tc.unsupported, format) {
+			continue
+		}
+		b.Run(format, func(b *testing.B) {
+			var buf bytes.Buffer
+			for b.Loop() {
+				buf.Reset()
+				if err := Render(&buf, format, &tc.result, tc.opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
