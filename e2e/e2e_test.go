@@ -37,7 +37,7 @@ const (
 // newOutside creates the "outside" namespace behind the host namespace,
 // linked by a veth pair, with an HTTP server that reports client addresses.
 // The outside has no route back to the guests' subnets, so only masqueraded
-// guest traffic gets an answer.
+// guest traffic gets a reply.
 func newOutside(t *testing.T, e *env) *guesttest.Netns {
 	t.Helper()
 	outside := guesttest.NewNetns(t, "out")
@@ -110,7 +110,7 @@ func TestDefaultRestrictedNetwork(t *testing.T) {
 			t.Errorf("guest reached the outside without a route:\n%s", out)
 		}
 		// Even with a route added by hand in the guest, the outside's
-		// answers cannot come back, because nothing masquerades.
+		// replies cannot come back, because nothing masquerades.
 		g.MustRun("ip route add " + outsideSubnet + " via " + gw)
 		if out, rc := guestFetch(g, outsideSourceURL); rc == 0 {
 			t.Errorf("guest reached the outside through the host:\n%s", out)

@@ -292,8 +292,8 @@ func requirePing(t *testing.T, ns *guesttest.Netns, addr string) {
 	}
 }
 
-// guestPing runs one ping from the guest and reports whether it was
-// answered within 2 s.
+// guestPing runs one ping from the guest and reports whether a reply came
+// within 2 s.
 func guestPing(g *guesttest.Guest, addr string) (bool, string) {
 	out, rc := g.Run("ping -c1 -W2 " + addr)
 	return rc == 0, out

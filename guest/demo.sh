@@ -3,7 +3,7 @@
 #
 # It builds the test guest and kvmnet, creates a throwaway network
 # namespace, runs `kvmnet up`, boots a QEMU guest with the printed
-# arguments, shows the guest answering ping and HTTP with timings, runs
+# arguments, shows the guest replying to ping and HTTP with timings, runs
 # `kvmnet down` and checks that nothing is left. Everything happens inside
 # the namespace and a temporary directory, both removed on any exit.
 #
@@ -97,7 +97,7 @@ done
 grep -q KVMNET-GUEST-READY "$tmp/serial.log" || fail "guest not ready after 60 s: $(cat "$tmp/serial.log")"
 echo "guest ready after $(($(now_ms) - start)) ms at $guest_ip"
 
-step "the guest answers"
+step "the guest replies"
 in_ns busybox ping -c 3 -W 2 "$guest_ip"
 start=$(now_ms)
 page=$(in_ns timeout 5 busybox wget -q -O- "http://$guest_ip/cgi-bin/info")

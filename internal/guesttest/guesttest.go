@@ -226,9 +226,9 @@ func qemuArgs(opts Options) ([]string, error) {
 
 var cpuMHzPattern = regexp.MustCompile(`(?m)^cpu MHz\s*:\s*([0-9.]+)`)
 
-// hostTSCKHz reads the host CPU's clock rate in kHz from /proc/cpuinfo. The
-// guest's TSC runs at the host's rate under TCG too, as QEMU derives it from
-// the host clock.
+// hostTSCKHz reads the host CPU's clock rate in kHz from /proc/cpuinfo.
+// NOTE: this assumes the guest's TSC ticks at the host's rate under TCG on
+// an x86 host. Boots here agree, but QEMU's sources were not checked.
 func hostTSCKHz() (int, error) {
 	data, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
