@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/kvmnet/kvmnet/internal/failpoint"
 	"github.com/kvmnet/kvmnet/internal/ipam"
 	"github.com/kvmnet/kvmnet/internal/link"
 	"github.com/kvmnet/kvmnet/internal/state"
@@ -47,6 +48,9 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 	if err := m.store.Save(rec); err != nil {
 		return err
 	}
+	if err := failpoint.Inject(failpoint.DownRemovingSaved, -1); err != nil {
+		return err
+	}
 	var errs []error
 
 	// Firewall entries first, so no traffic is forwarded to a vanishing device.
@@ -54,6 +58,9 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 		if err := m.removeFirewall(rec); err != nil {
 			errs = append(errs, fmt.Errorf("firewall: %w", err))
 		}
+	}
+	if err := failpoint.Inject(failpoint.DownFirewallRemoved, -1); err != nil {
+		return err
 	}
 
 	h, err := link.New()
@@ -64,7 +71,14 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 	alias := link.VMAlias(rec.VM)
 	for i := len(rec.Attachments) - 1; i >= 0; i-- {
 		a := &rec.Attachments[i]
-		if err := h.DeleteOwned(a.HostDevice, alias); err != nil {
+		err := h.DeleteOwned(a.HostDevice, alias)
+		switch {
+		case errors.Is(err, link.ErrForeign):
+			// Up never creates a link over an existing one, so a link with
+			// the planned name and another owner never belonged to this VM.
+			// The undo of an up that met such a name collision ends here.
+			m.log.Warn("link with the planned name is not owned by this vm, left in place", "vm", rec.VM, "dev", a.HostDevice, "err", err)
+		case err != nil:
 			errs = append(errs, err)
 		}
 		if a.Type == "macvlan" {
@@ -72,11 +86,17 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 				errs = append(errs, err)
 			}
 		}
+		if err := failpoint.Inject(failpoint.DownLinkRemoved, i); err != nil {
+			return err
+		}
 		if a.IPAMStarted {
 			if err := ipam.Del(ctx, m.ipamRequest(rec.VM, a)); err != nil {
 				errs = append(errs, fmt.Errorf("release addresses of network %q: %w", a.Network, err))
 			} else {
 				a.IPAMStarted = false
+			}
+			if err := failpoint.Inject(failpoint.DownIPAMReleased, i); err != nil {
+				return err
 			}
 		}
 		if a.Bridge != "" {
@@ -90,6 +110,9 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			if err != nil {
 				errs = append(errs, err)
 			}
+			if err := failpoint.Inject(failpoint.DownBridgeRemoved, i); err != nil {
+				return err
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -98,7 +121,10 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 		}
 		return errors.Join(errs...)
 	}
-	return m.store.Delete(rec.VM)
+	if err := m.store.Delete(rec.VM); err != nil {
+		return err
+	}
+	return failpoint.Inject(failpoint.DownRecordDeleted, -1)
 }
 
 // releaseVMLock releases the lock of VM id, and removes its lock file when

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kvmnet/kvmnet/internal/cniresult"
+	"github.com/kvmnet/kvmnet/internal/failpoint"
 	"github.com/kvmnet/kvmnet/internal/ipam"
 	"github.com/kvmnet/kvmnet/internal/link"
 	"github.com/kvmnet/kvmnet/internal/netconf"
@@ -133,6 +134,9 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 			err = errors.Join(err, fmt.Errorf("undo of vm %s incomplete, run kvmnet down %s: %w", req.VM, req.VM, undoErr))
 		}
 	}()
+	if err := failpoint.Inject(failpoint.UpRecordSaved, -1); err != nil {
+		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
+	}
 
 	h, err := link.New()
 	if err != nil {
@@ -155,9 +159,21 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
 	}
 
-	// Firewall: masquerade and the VM's other entries, in one batch.
+	// Firewall: masquerade and the VM's other entries, in one batch. The
+	// record says so first, so that down removes entries of a batch that
+	// was sent but not recorded.
+	rec.FirewallPlanned = true
+	if err := m.store.Save(rec); err != nil {
+		return nil, err
+	}
+	if err := failpoint.Inject(failpoint.UpFirewallPlanned, -1); err != nil {
+		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
+	}
 	if err := m.applyFirewall(rec, atts, res); err != nil {
 		return nil, fmt.Errorf("up vm %s: firewall: %w", req.VM, err)
+	}
+	if err := failpoint.Inject(failpoint.UpFirewallApplied, -1); err != nil {
+		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
 	}
 
 	// DNS and commit.
@@ -170,6 +186,9 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	rec.Phase = state.PhaseUp
 	if err := m.store.Save(rec); err != nil {
 		return nil, err
+	}
+	if err := failpoint.Inject(failpoint.UpCommitted, -1); err != nil {
+		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
 	}
 	m.log.Info("vm up", "vm", req.VM, "interfaces", len(res.Interfaces))
 	return res, nil
@@ -279,6 +298,9 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 		}
 	}
 	ifc.MTU = mtu
+	if err := failpoint.Inject(failpoint.UpDeviceCreated, i); err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
 
 	// Bridge.
 	if a.Bridge != "" {
@@ -286,8 +308,14 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 			if _, err := h.EnsureBridge(a.Bridge, mtu); err != nil {
 				return err
 			}
+			if err := failpoint.Inject(failpoint.UpBridgeEnsured, i); err != nil {
+				return err
+			}
 			return h.SetMaster(a.HostDevice, a.Bridge)
 		}); err != nil {
+			return ifc, cniresult.DNS{}, err
+		}
+		if err := failpoint.Inject(failpoint.UpEnslaved, i); err != nil {
 			return ifc, cniresult.DNS{}, err
 		}
 	}
@@ -297,18 +325,30 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 	if err := m.store.Save(rec); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
+	if err := failpoint.Inject(failpoint.UpIPAMStartedSaved, i); err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
 	raw, ipamRes, err := ipam.Add(ctx, m.ipamRequest(rec.VM, a))
 	if err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
+	if err := failpoint.Inject(failpoint.UpIPAMAdded, i); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
 	a.IPAMResult = raw
 	if err := m.store.Save(rec); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
+	if err := failpoint.Inject(failpoint.UpIPAMResultSaved, i); err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
 	fillAddressing(&ifc, ipamRes, n)
 
 	// Host addresses and routes; the kernel adds routes only to a link that is up.
 	if err := h.SetUp(a.HostDevice); err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
+	if err := failpoint.Inject(failpoint.UpLinkUp, i); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
 	if err := m.hostSide(h, a, n, ipamRes); err != nil {
@@ -382,12 +422,21 @@ func (m *Manager) hostSide(h *link.Handle, a *state.Attachment, n *netconf.Netwo
 			if err := h.AddAddr(a.HostDevice, link.Addr{Prefix: gw, NoPrefixRoute: true}, false); err != nil {
 				return err
 			}
+			if err := failpoint.Inject(failpoint.UpAddressAdded, a.Index); err != nil {
+				return err
+			}
 			if err := h.AddRoute(a.HostDevice, netip.PrefixFrom(addr.Prefix.Addr(), addr.Prefix.Addr().BitLen())); err != nil {
+				return err
+			}
+			if err := failpoint.Inject(failpoint.UpRouteAdded, a.Index); err != nil {
 				return err
 			}
 		case "bridge":
 			if n.Conf.IsGateway || n.Conf.IsDefaultGateway {
 				if err := m.withShared(func() error { return h.AddAddr(a.Bridge, link.Addr{Prefix: gw}, true) }); err != nil {
+					return err
+				}
+				if err := failpoint.Inject(failpoint.UpAddressAdded, a.Index); err != nil {
 					return err
 				}
 			}
