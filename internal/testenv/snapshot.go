@@ -32,7 +32,9 @@ type Snapshot struct {
 	// Addrs are "<link> <address>/<prefix length>", sorted.
 	Addrs []string
 	// Routes are the lines of `ip -4 route show table all` and
-	// `ip -6 route show table all`, sorted.
+	// `ip -6 route show table all`, sorted, without the "linkdown" flag.
+	// That flag shows the carrier of the link, which the kernel changes by
+	// itself, for example on a bridge whose last port left.
 	Routes []string
 	// Ruleset is the output of `nft list ruleset`.
 	Ruleset string
@@ -99,7 +101,9 @@ func (ns *NS) Snapshot(t testing.TB) Snapshot {
 	slices.Sort(s.Addrs)
 
 	for _, family := range []string{"-4", "-6"} {
-		s.Routes = append(s.Routes, nonEmptyLines(ns.Run(t, "ip", family, "route", "show", "table", "all"))...)
+		for _, line := range nonEmptyLines(ns.Run(t, "ip", family, "route", "show", "table", "all")) {
+			s.Routes = append(s.Routes, strings.Replace(line, " linkdown", "", 1))
+		}
 	}
 	slices.Sort(s.Routes)
 

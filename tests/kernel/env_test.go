@@ -173,3 +173,17 @@ func guestAddr(t *testing.T, ifc kvmnet.Interface) string {
 	}
 	return ifc.Addresses[0].Addr().String()
 }
+
+// decodeResult decodes the JSON result in out, failing the test when the
+// command failed.
+func decodeResult(t *testing.T, out testenv.Output) *kvmnet.Result {
+	t.Helper()
+	if out.Code != 0 {
+		t.Fatalf("command failed:\n%s", out)
+	}
+	var res kvmnet.Result
+	if err := json.Unmarshal([]byte(out.Stdout), &res); err != nil {
+		t.Fatalf("decode result: %v\n%s", err, out.Stdout)
+	}
+	return &res
+}
