@@ -196,24 +196,33 @@ func (h *Handle) HardwareAddr(name string) (net.HardwareAddr, error) {
 	return l.Attrs().HardwareAddr, nil
 }
 
-// MacvtapDevice creates a private character device node at path for the
-// macvtap name, from the macvtap major number in /proc/devices and the
-// link's index. A node in a private path cannot clash with the /dev/tapN of
+// MacvtapDevice creates a character device node at path for the macvtap
+// name. A node in kvmnet's own directory cannot clash with the /dev/tapN of
 // a macvtap in another namespace with the same index.
 func (h *Handle) MacvtapDevice(name, path string, uid, gid int) error {
 	l, err := h.nl.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("look up macvtap %s: %w", name, err)
 	}
-	major, err := macvtapMajor()
+	// The minor number comes from the macvtap driver's own allocator, not
+	// the ifindex; sysfs (mounted for this namespace, as ip netns exec does)
+	// has both numbers.
+	sysPath := fmt.Sprintf("/sys/class/net/%s/macvtap/tap%d/dev", name, l.Attrs().Index)
+	data, err := os.ReadFile(sysPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("read device number of macvtap %s: %w (sysfs must be mounted for this network namespace)", name, err)
+	}
+	majorText, minorText, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
+	major, errMajor := strconv.ParseUint(majorText, 10, 32)
+	minor, errMinor := strconv.ParseUint(minorText, 10, 32)
+	if !ok || errMajor != nil || errMinor != nil {
+		return fmt.Errorf("read device number of macvtap %s: unexpected %q in %s", name, data, sysPath)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create device dir for %s: %w", name, err)
 	}
 	_ = os.Remove(path)
-	dev := unix.Mkdev(major, uint32(l.Attrs().Index))
+	dev := unix.Mkdev(uint32(major), uint32(minor))
 	if err := unix.Mknod(path, unix.S_IFCHR|0o600, int(dev)); err != nil {
 		return fmt.Errorf("create device node %s for macvtap %s: %w", path, name, err)
 	}
@@ -223,23 +232,6 @@ func (h *Handle) MacvtapDevice(name, path string, uid, gid int) error {
 		}
 	}
 	return nil
-}
-
-func macvtapMajor() (uint32, error) {
-	data, err := os.ReadFile("/proc/devices")
-	if err != nil {
-		return 0, fmt.Errorf("read /proc/devices: %w", err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) == 2 && fields[1] == "macvtap" {
-			n, err := strconv.ParseUint(fields[0], 10, 32)
-			if err == nil {
-				return uint32(n), nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("no macvtap character device major in /proc/devices: the kernel lacks macvtap")
 }
 
 // EnsureBridge creates the bridge name with the given MTU unless it exists.
