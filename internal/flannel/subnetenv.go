@@ -150,7 +150,7 @@ func splitEnvLine(text string) (key, value string, err error) {
 	case !utf8.ValidString(text):
 		return "", "", errors.New("line is not valid UTF-8")
 	case strings.Contains(text, "\r"):
-		return "", "", errors.New("line contains a carriage return (CRLF line ends?): flanneld writes LF line ends")
+		return "", "", errors.New("line contains a carriage return, which CRLF line ends leave: rewrite the file with LF line ends")
 	case strings.TrimSpace(text) == "":
 		return "", "", errors.New("line contains only whitespace")
 	case strings.TrimSpace(text) != text:
