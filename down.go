@@ -100,13 +100,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			}
 		}
 		if a.Bridge != "" {
-			err := m.withShared(func() error {
-				removed, err := h.DeleteBridgeIfUnused(a.Bridge)
-				if removed {
-					m.log.Info("removed bridge kvmnet created, now unused", "vm", rec.VM, "dev", a.Bridge)
-				}
-				return err
-			})
+			err := m.withShared(func() error { return m.releaseBridge(h, rec.VM, a.Bridge) })
 			if err != nil {
 				errs = append(errs, err)
 			}

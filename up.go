@@ -432,7 +432,7 @@ func (m *Manager) hostSide(h *link.Handle, a *state.Attachment, n *netconf.Netwo
 			}
 		case "bridge":
 			if n.Conf.IsGateway || n.Conf.IsDefaultGateway {
-				if err := m.withShared(func() error { return h.AddAddr(a.Bridge, link.Addr{Prefix: gw}, true) }); err != nil {
+				if err := m.withShared(func() error { return m.addBridgeGateway(h, a.Bridge, gw) }); err != nil {
 					return err
 				}
 				if err := failpoint.Inject(failpoint.UpAddressAdded, a.Index); err != nil {

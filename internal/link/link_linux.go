@@ -430,3 +430,53 @@ func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
 	ones, _ := n.Mask.Size()
 	return netip.PrefixFrom(a.Unmap(), ones), true
 }
+
+// HasAddr reports whether dev has the address p.
+func (h *Handle) HasAddr(dev string, p netip.Prefix) (bool, error) {
+	l, err := h.nl.LinkByName(dev)
+	if err != nil {
+		return false, fmt.Errorf("look up link %s: %w", dev, err)
+	}
+	addrs, err := h.nl.AddrList(l, unix.AF_UNSPEC)
+	if err != nil {
+		return false, fmt.Errorf("list addresses of %s: %w", dev, err)
+	}
+	for _, a := range addrs {
+		if got, ok := toPrefix(a.IPNet); ok && got == p {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// DelAddr removes address p from dev. A missing device or address is fine.
+func (h *Handle) DelAddr(dev string, p netip.Prefix) error {
+	l, err := h.Get(dev)
+	if err != nil || l == nil {
+		return err
+	}
+	err = h.nl.AddrDel(l, &netlink.Addr{IPNet: toIPNet(p)})
+	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove address %s from %s: %w", p, dev, err)
+	}
+	return nil
+}
+
+// HasOwnedSlaves reports whether a link with a kvmnet alias is enslaved to
+// the bridge name.
+func (h *Handle) HasOwnedSlaves(name string) (bool, error) {
+	br, err := h.Get(name)
+	if err != nil || br == nil {
+		return false, err
+	}
+	links, err := h.nl.LinkList()
+	if err != nil {
+		return false, fmt.Errorf("list links: %w", err)
+	}
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index && strings.HasPrefix(l.Attrs().Alias, AliasPrefix) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

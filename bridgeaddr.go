@@ -1,0 +1,112 @@
+package kvmnet
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/kvmnet/kvmnet/internal/link"
+)
+
+// Gateway addresses that kvmnet puts on a bridge it did not create are
+// listed in <state-dir>/bridges/<bridge>.json, written before the address is
+// added, so that the last VM's down (or a later down after a crash) removes
+// them again. Addresses that were there before are never listed.
+
+func (m *Manager) bridgeFile(bridge string) string {
+	return filepath.Join(m.opts.StateDir, "bridges", bridge+".json")
+}
+
+func (m *Manager) readBridgeAddrs(bridge string) ([]netip.Prefix, error) {
+	data, err := os.ReadFile(m.bridgeFile(bridge))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read bridge address list: %w", err)
+	}
+	var addrs []netip.Prefix
+	if err := json.Unmarshal(data, &addrs); err != nil {
+		return nil, fmt.Errorf("bridge address list %s is corrupt: %w", m.bridgeFile(bridge), err)
+	}
+	return addrs, nil
+}
+
+func (m *Manager) writeBridgeAddrs(bridge string, addrs []netip.Prefix) error {
+	path := m.bridgeFile(bridge)
+	if len(addrs) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove bridge address list: %w", err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write bridge address list: %w", err)
+	}
+	data, err := json.Marshal(addrs)
+	if err != nil {
+		return fmt.Errorf("encode bridge address list: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write bridge address list: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write bridge address list: %w", err)
+	}
+	return nil
+}
+
+// addBridgeGateway puts the gateway address gw on bridge, listing it first
+// when it is new. The caller holds the shared lock.
+func (m *Manager) addBridgeGateway(h *link.Handle, bridge string, gw netip.Prefix) error {
+	present, err := h.HasAddr(bridge, gw)
+	if err != nil {
+		return err
+	}
+	if !present {
+		addrs, err := m.readBridgeAddrs(bridge)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(addrs, gw) {
+			if err := m.writeBridgeAddrs(bridge, append(addrs, gw)); err != nil {
+				return err
+			}
+		}
+	}
+	return h.AddAddr(bridge, link.Addr{Prefix: gw}, true)
+}
+
+// releaseBridge removes a bridge kvmnet created once no link is enslaved to
+// it, or else the gateway addresses kvmnet added once no VM of kvmnet uses
+// it. The caller holds the shared lock.
+func (m *Manager) releaseBridge(h *link.Handle, vm, bridge string) error {
+	removed, err := h.DeleteBridgeIfUnused(bridge)
+	if err != nil {
+		return err
+	}
+	if removed {
+		m.log.Info("removed bridge kvmnet created, now unused", "vm", vm, "dev", bridge)
+		return m.writeBridgeAddrs(bridge, nil)
+	}
+	used, err := h.HasOwnedSlaves(bridge)
+	if err != nil || used {
+		return err
+	}
+	addrs, err := m.readBridgeAddrs(bridge)
+	if err != nil {
+		return err
+	}
+	for _, p := range addrs {
+		if err := h.DelAddr(bridge, p); err != nil {
+			return err
+		}
+		m.log.Info("removed gateway address kvmnet added to a bridge", "vm", vm, "dev", bridge, "addr", p)
+	}
+	return m.writeBridgeAddrs(bridge, nil)
+}
