@@ -1,0 +1,219 @@
+//go:build linux
+
+package networks_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// openTapHelperEnv, when set, makes the test binary attach to a tap and
+// exit instead of running tests. Its arguments are the tun device node and
+// the tap name.
+const openTapHelperEnv = "KVMNET_TEST_OPEN_TAP"
+
+// runOpenTapHelper attaches to the tap named in args through the tun device
+// node in args, as a hypervisor does, and returns the exit status.
+func runOpenTapHelper(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: TUN-NODE TAP-NAME")
+		return 2
+	}
+	fd, err := unix.Open(args[0], unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "open %s: %v\n", args[0], err)
+		return 1
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(args[1])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tap name %s: %v\n", args[1], err)
+		return 1
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		fmt.Fprintf(os.Stderr, "attach to tap %s as uid %d: %v\n", args[1], os.Geteuid(), err)
+		return 1
+	}
+	fmt.Println("attached")
+	return 0
+}
+
+// tapOpener runs the open-tap helper as another user inside a namespace.
+type tapOpener struct {
+	// dir holds a copy of the test binary and a tun device node, both
+	// reachable by every user.
+	dir string
+}
+
+// newTapOpener copies the test binary and creates a tun device node (10:200)
+// of mode 0666 in a directory every user can reach. The machine's own
+// /dev/net/tun may be root-only, and an unprivileged hypervisor needs a node
+// it may open.
+func newTapOpener(t *testing.T) *tapOpener {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "kvmnet-tapopen-")
+	if err != nil {
+		t.Fatalf("create helper dir: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("chmod helper dir: %v", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatalf("find test binary: %v", err)
+	}
+	copyFile(t, self, filepath.Join(dir, "helper"), 0o755)
+	tun := filepath.Join(dir, "tun")
+	if err := unix.Mknod(tun, unix.S_IFCHR|0o666, int(unix.Mkdev(10, 200))); err != nil {
+		t.Fatalf("create tun device node: %v", err)
+	}
+	if err := os.Chmod(tun, 0o666); err != nil {
+		t.Fatalf("chmod tun device node: %v", err)
+	}
+	return &tapOpener{dir: dir}
+}
+
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatalf("copy %s: %v", src, err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatalf("copy to %s: %v", dst, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		t.Fatalf("copy %s to %s: %v", src, dst, err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatalf("copy to %s: %v", dst, err)
+	}
+}
+
+// open attaches to tap as uid:gid without supplementary groups, inside the
+// namespace of w. It returns the helper's combined output and its error.
+func (o *tapOpener) open(w *world, tap string, uid, gid int) (string, error) {
+	cmd := exec.Command("ip", "netns", "exec", w.ns.Name,
+		"setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid), "--clear-groups",
+		filepath.Join(o.dir, "helper"), filepath.Join(o.dir, "tun"), tap)
+	cmd.Env = append(os.Environ(), openTapHelperEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// tunFlags returns /sys/class/net/<tap>/tun_flags of the namespace.
+func (w *world) tunFlags(tap string) uint64 {
+	w.t.Helper()
+	text := w.readNSFile("/sys/class/net/" + tap + "/tun_flags")
+	flags, err := strconv.ParseUint(text, 0, 32)
+	if err != nil {
+		w.t.Fatalf("parse tun_flags %q of %s: %v", text, tap, err)
+	}
+	return flags
+}
+
+func TestTapOwner(t *testing.T) {
+	w := newWorld(t, "tapown")
+	w.takeBaseline()
+	opener := newTapOpener(t)
+
+	tap := w.up("vm-own", "--tap-owner", "1000", "--tap-group", "1000").Interfaces[0].HostDevice
+	for _, file := range []string{"owner", "group"} {
+		if got := w.readNSFile("/sys/class/net/" + tap + "/" + file); got != "1000" {
+			t.Errorf("%s of tap %s is %s, want 1000", file, tap, got)
+		}
+	}
+	if out, err := opener.open(w, tap, 1000, 1000); err != nil {
+		t.Errorf("uid 1000 cannot attach to tap %s: %v\n%s", tap, err, out)
+	}
+	out, err := opener.open(w, tap, 1001, 1001)
+	if err == nil {
+		t.Errorf("uid 1001 attached to tap %s owned by 1000:1000:\n%s", tap, out)
+	} else if !strings.Contains(out, "operation not permitted") {
+		t.Errorf("uid 1001 on tap %s: want operation not permitted, got %v:\n%s", tap, err, out)
+	}
+
+	w.down("vm-own")
+	w.checkClean()
+}
+
+func TestTapWithoutOwnerRootOnly(t *testing.T) {
+	w := newWorld(t, "tapnoown")
+	w.takeBaseline()
+	opener := newTapOpener(t)
+
+	tap := w.up("vm-root").Interfaces[0].HostDevice
+	// The kernel lets any user who can open a tun device node attach to a
+	// persistent tap that has neither owner nor group, and with it read and
+	// send the VM's traffic.
+	if out, err := opener.open(w, tap, 1000, 1000); err == nil {
+		t.Errorf("uid 1000 attached to tap %s, created without --tap-owner, which should leave it to root:\n%s", tap, out)
+	}
+
+	w.down("vm-root")
+	w.checkClean()
+}
+
+func TestTapQueues(t *testing.T) {
+	w := newWorld(t, "tapmq")
+	w.takeBaseline()
+
+	ifc := w.up("vm-mq", "--queues", "4").Interfaces[0]
+	if flags := w.tunFlags(ifc.HostDevice); flags&unix.IFF_MULTI_QUEUE == 0 {
+		t.Errorf("tun_flags of %s are %#x, want IFF_MULTI_QUEUE (%#x)", ifc.HostDevice, flags, unix.IFF_MULTI_QUEUE)
+	}
+	if ifc.Queues != 4 {
+		t.Errorf("result queues %d, want 4", ifc.Queues)
+	}
+	checkContains(t, "qemu arguments", w.show("vm-mq", "qemu"), "ifname="+ifc.HostDevice, "queues=4", "mq=on")
+
+	single := w.up("vm-sq").Interfaces[0]
+	if flags := w.tunFlags(single.HostDevice); flags&unix.IFF_MULTI_QUEUE != 0 {
+		t.Errorf("tun_flags of %s are %#x, want no IFF_MULTI_QUEUE without --queues", single.HostDevice, flags)
+	}
+	if qemu := w.show("vm-sq", "qemu"); strings.Contains(qemu, "queues=") {
+		t.Errorf("qemu arguments of a single-queue tap set queues:\n%s", qemu)
+	}
+
+	w.down("vm-mq")
+	w.down("vm-sq")
+	w.checkClean()
+}
+
+func TestTapVnetHdr(t *testing.T) {
+	w := newWorld(t, "tapvh")
+	w.takeBaseline()
+
+	on := w.up("vm-on").Interfaces[0]
+	if flags := w.tunFlags(on.HostDevice); flags&unix.IFF_VNET_HDR == 0 {
+		t.Errorf("tun_flags of %s are %#x, want IFF_VNET_HDR (%#x) by default", on.HostDevice, flags, unix.IFF_VNET_HDR)
+	}
+	if !on.VnetHdr {
+		t.Error("result vnetHdr false by default, want true")
+	}
+
+	off := w.up("vm-off", "--no-vnet-hdr").Interfaces[0]
+	if flags := w.tunFlags(off.HostDevice); flags&unix.IFF_VNET_HDR != 0 {
+		t.Errorf("tun_flags of %s are %#x, want no IFF_VNET_HDR with --no-vnet-hdr", off.HostDevice, flags)
+	}
+	if off.VnetHdr {
+		t.Error("result vnetHdr true with --no-vnet-hdr, want false")
+	}
+
+	w.down("vm-on")
+	w.down("vm-off")
+	w.checkClean()
+}
