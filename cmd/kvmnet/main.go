@@ -30,6 +30,7 @@ Usage:
   kvmnet [global options] list [--json]
   kvmnet [global options] show VMID [--json | --format FORMAT]
   kvmnet [global options] networks [--json]
+  kvmnet [global options] gc [--dry-run] [--json]
 
 Global options (also accepted after the command):
   --state-dir DIR   state records (env KVMNET_STATE_DIR; default /var/lib/kvmnet)
@@ -55,6 +56,10 @@ up options:
   --json            print the result as JSON (same as --format json)
   --format FORMAT   print the result as one of: ` + "%s" + `
   --hostname NAME   guest host name for kernel-args
+
+gc options:
+  --dry-run         list what gc would remove, remove nothing
+  --json            print the removed objects as JSON
 
 Exit status: 0 on success, 1 when the operation failed, 2 for invalid usage.
 `
@@ -165,8 +170,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdShow(g, rest, stdout, stderr)
 	case "networks":
 		return cmdNetworks(g, rest, stdout, stderr)
+	case "gc":
+		return cmdGC(ctx, g, rest, stdout, stderr)
 	}
-	return usageError{fmt.Errorf("unknown command %q; use up, down, list, show or networks", command)}
+	return usageError{fmt.Errorf("unknown command %q; use up, down, list, show, networks or gc", command)}
 }
 
 func printUsage(w io.Writer) {
@@ -391,6 +398,38 @@ func cmdNetworks(g *globals, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Type, r.Source)
 	}
 	return tw.Flush()
+}
+
+func cmdGC(ctx context.Context, g *globals, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gc")
+	g.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	dryRun := fs.Bool("dry-run", false, "list only")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError{fmt.Errorf("gc takes no arguments, got %q", pos)}
+	}
+	m, err := g.manager(stderr)
+	if err != nil {
+		return err
+	}
+	items, gcErr := m.GC(ctx, *dryRun)
+	if *asJSON {
+		if err := writeJSON(stdout, items); err != nil {
+			return errors.Join(gcErr, err)
+		}
+		return gcErr
+	}
+	for _, it := range items {
+		fmt.Fprintln(stdout, it.String())
+	}
+	if len(items) == 0 && gcErr == nil {
+		fmt.Fprintln(stdout, "nothing to remove")
+	}
+	return gcErr
 }
 
 func writeJSON(w io.Writer, v any) error {
