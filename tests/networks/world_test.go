@@ -50,6 +50,14 @@ func newWorld(t *testing.T, prefix string) *world {
 	return w
 }
 
+// in returns a copy of w that reports to t, for subtests that share one
+// namespace.
+func (w *world) in(t *testing.T) *world {
+	c := *w
+	c.t = t
+	return &c
+}
+
 // takeBaseline records the namespace's state, which checkClean compares
 // against.
 func (w *world) takeBaseline() {
