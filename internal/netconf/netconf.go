@@ -219,6 +219,9 @@ func parsePlugin(data []byte, source, listName, listVersion string) (*Network, e
 	if err := json.Unmarshal(data, &fields); err != nil {
 		return nil, fmt.Errorf("parse network config %s: %w", source, err)
 	}
+	if fields == nil {
+		return nil, fmt.Errorf("parse network config %s: null where a JSON object is required", source)
+	}
 	if listName != "" {
 		fields["name"], _ = json.Marshal(listName)
 	}
