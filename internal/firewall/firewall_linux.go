@@ -179,7 +179,7 @@ func (f *Firewall) readState(p *plan, inetPresent bool) (*state, error) {
 	for _, e := range p.elements {
 		queries = append(queries, elementQuery{set: sets[e.set], key: e.key})
 	}
-	anyIndex := map[int]int{}   // plan element -> query
+	anyIndex := map[int]int{}      // plan element -> query
 	countIndex := map[string]int{} // count key -> query
 	for i, e := range p.elements {
 		if e.claim == nil {

@@ -21,18 +21,18 @@ const (
 
 // ICMPv6 types (RFC 4443, RFC 4861, RFC 2710, RFC 3810).
 const (
-	icmpv6MLDReport         = 131
-	icmpv6RouterAdvert      = 134
-	icmpv6NeighborSolicit   = 135
-	icmpv6NeighborAdvert    = 136
-	icmpv6Redirect          = 137
-	icmpv6MLDv2Report       = 143
-	protoICMPv6             = 58
-	dhcpClientPort          = 68
-	dhcpServerPort          = 67
-	etherTypeIPv4    uint16 = 0x0800
-	etherTypeARP     uint16 = 0x0806
-	etherTypeIPv6    uint16 = 0x86dd
+	icmpv6MLDReport              = 131
+	icmpv6RouterAdvert           = 134
+	icmpv6NeighborSolicit        = 135
+	icmpv6NeighborAdvert         = 136
+	icmpv6Redirect               = 137
+	icmpv6MLDv2Report            = 143
+	protoICMPv6                  = 58
+	dhcpClientPort               = 68
+	dhcpServerPort               = 67
+	etherTypeIPv4         uint16 = 0x0800
+	etherTypeARP          uint16 = 0x0806
+	etherTypeIPv6         uint16 = 0x86dd
 )
 
 func guardChainName(device string) string { return guardChainPrefix + device }
