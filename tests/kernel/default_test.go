@@ -151,12 +151,12 @@ func TestUpTwice(t *testing.T) {
 		t.Errorf("reservations of vm-1 after the second up: %v, want one", got)
 	}
 	show := e.cli.Run("show", "vm-1", "--json")
-	var shown kvmnet.Result
-	if err := json.Unmarshal([]byte(show.Stdout), &shown); show.Code != 0 || err != nil {
+	var showResult kvmnet.Result
+	if err := json.Unmarshal([]byte(show.Stdout), &showResult); show.Code != 0 || err != nil {
 		t.Fatalf("show after the second up: %v\n%s", err, show)
 	}
-	if shown.Interfaces[0].HostDevice != res.Interfaces[0].HostDevice || shown.Interfaces[0].Addresses[0] != res.Interfaces[0].Addresses[0] {
-		t.Errorf("show after the second up: %+v, want the first result %+v", shown.Interfaces[0], res.Interfaces[0])
+	if showResult.Interfaces[0].HostDevice != res.Interfaces[0].HostDevice || showResult.Interfaces[0].Addresses[0] != res.Interfaces[0].Addresses[0] {
+		t.Errorf("show after the second up: %+v, want the first result %+v", showResult.Interfaces[0], res.Interfaces[0])
 	}
 
 	e.down("vm-1")

@@ -120,10 +120,10 @@ func (e *env) requireBaseline() {
 }
 
 // requireSame fails the test unless the namespace equals snapshot want.
-func (e *env) requireSame(want testenv.Snapshot, what string) {
+func (e *env) requireSame(want testenv.Snapshot, step string) {
 	e.t.Helper()
 	if d := testenv.Diff(want, e.ns.Snapshot(e.t)); d != "" {
-		e.t.Fatalf("%s changed the namespace (-before +after):\n%s", what, d)
+		e.t.Fatalf("%s changed the namespace (-before +after):\n%s", step, d)
 	}
 }
 
