@@ -24,7 +24,7 @@ const (
 )
 
 // flannelConf is a flannel network whose subnet file and host-local data
-// dir are replaced by writeFlannel; %s is extra top-level fields.
+// dir writeFlannel fills in. Its %s takes extra top-level fields.
 const flannelConf = `{"cniVersion":"1.0.0","name":"fl","type":"flannel",%s"subnetFile":"SUBNETFILE","dataDir":"IPAMDIR"}`
 
 // writeFlannel writes env as the subnet file and a flannel network "fl"
@@ -52,14 +52,14 @@ func (w *world) checkFlannelBridge(ifc kvmnet.Interface, mtu int, gateways ...st
 	snap := w.ns.Snapshot(w.t)
 	br, ok := snap.Link("cni0")
 	if !ok {
-		w.t.Fatalf("bridge cni0 missing; links: %+v", snap.Links)
+		w.t.Fatalf("bridge cni0 not found, links: %+v", snap.Links)
 	}
 	if br.Type != "bridge" || br.Alias != "kvmnet bridge" || br.MTU != mtu {
 		w.t.Errorf("cni0 is %+v, want a bridge with alias \"kvmnet bridge\" and mtu %d", br, mtu)
 	}
 	tap, ok := snap.Link(ifc.HostDevice)
 	if !ok {
-		w.t.Fatalf("tap %s missing", ifc.HostDevice)
+		w.t.Fatalf("tap %s not found", ifc.HostDevice)
 	}
 	if tap.Type != "tap" || tap.Master != "cni0" || tap.MTU != mtu {
 		w.t.Errorf("tap is %+v, want a tap on cni0 with mtu %d", tap, mtu)

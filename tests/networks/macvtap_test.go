@@ -3,11 +3,16 @@
 package networks_test
 
 import (
+	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -15,8 +20,8 @@ import (
 	"github.com/kvmnet/kvmnet/internal/vmid"
 )
 
-// macvlanConf is a macvlan network on master vmaster; %s is the mode line,
-// such as `"mode":"vepa",` or "".
+// macvlanConf is a macvlan network on master vmaster. Its %s takes extra
+// fields, such as `"mode":"vepa",` or "".
 const macvlanConf = `{"cniVersion":"1.0.0","name":"mv","type":"macvlan","master":"vmaster",%s
 	"ipam":{"type":"host-local","dataDir":"IPAMDIR","subnet":"10.77.0.0/24"}}`
 
@@ -48,8 +53,8 @@ func TestMacvtapModes(t *testing.T) {
 			if ifc.MAC != link.Address {
 				t.Errorf("result mac %s, link %s has %s", ifc.MAC, ifc.HostDevice, link.Address)
 			}
-			// passthru keeps the master's MAC; the other modes take the
-			// planned, stable one.
+			// passthru keeps the master's MAC, and the other modes take
+			// the planned, stable one.
 			wantMAC := vmid.MAC("vm-mv", 0).String()
 			if mode == "passthru" {
 				wantMAC = master.Address
@@ -123,7 +128,7 @@ func macvtapMajor(t *testing.T) uint32 {
 }
 
 // checkOpensMacvtap opens the result's devicePath as a hypervisor would and
-// asks the kernel which link the descriptor belongs to: it must be the
+// queries the kernel which link the descriptor belongs to: it must be the
 // VM's own macvtap, not a macvtap of another namespace with that minor.
 func (w *world) checkOpensMacvtap(ifc kvmnet.Interface) {
 	w.t.Helper()
@@ -206,12 +211,95 @@ func TestMacvtapMTUAboveMaster(t *testing.T) {
 	w := newWorld(t, "mvbig")
 	w.addVeth("vmaster", 1500)
 	w.writeNet("mv", macvlanWith(`"mtu":9000,`))
+	w.writeNet("p", mixedNetworks["p"])
 	w.takeBaseline()
 
-	out := w.upFails("vm-big", "--net", "mv")
-	checkContains(t, "error of mtu above the master's", out.Stderr, "9000", "1500", "vmaster")
-	w.checkClean()
-	w.down("vm-big")
+	// The MTU is known before any kernel call, so up must fail before it
+	// creates a link, also for the tap of a network listed before it.
+	for _, nets := range []string{"mv", "p,mv"} {
+		t.Run(nets, func(t *testing.T) {
+			w := w.in(t)
+			monitor := w.startLinkMonitor()
+			out := w.upFails("vm-big", "--net", nets)
+			if created := monitor.stop(); len(created) != 0 {
+				t.Errorf("failed up changed links before the MTU check:\n%s", strings.Join(created, "\n"))
+			}
+			checkContains(t, "error of mtu above the master's", out.Stderr, "9000", "1500", "vmaster")
+			w.checkClean()
+			w.down("vm-big")
+		})
+	}
+}
+
+// linkMonitor records the link events of a namespace while it runs.
+type linkMonitor struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	done chan struct{}
+	// lines are the events after the marker link, the marker's own aside.
+	lines []string
+}
+
+// monitorMarker is the name of the veth link that startLinkMonitor adds and
+// removes until `ip monitor` reports it, which proves the monitor listens.
+const monitorMarker = "kvmtmark"
+
+// startLinkMonitor starts `ip monitor link` in the namespace of w and
+// returns once the monitor has reported the marker link.
+func (w *world) startLinkMonitor() *linkMonitor {
+	w.t.Helper()
+	m := &linkMonitor{t: w.t, done: make(chan struct{})}
+	m.cmd = exec.Command("ip", "-n", w.ns.Name, "-oneline", "monitor", "link")
+	pipe, err := m.cmd.StdoutPipe()
+	if err != nil {
+		w.t.Fatalf("ip monitor: %v", err)
+	}
+	if err := m.cmd.Start(); err != nil {
+		w.t.Fatalf("start ip monitor: %v", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		defer close(m.done)
+		var once sync.Once
+		scanner := bufio.NewScanner(pipe)
+		for scanner.Scan() {
+			line := scanner.Text()
+			if strings.Contains(line, monitorMarker) {
+				once.Do(func() { close(ready) })
+				continue
+			}
+			select {
+			case <-ready:
+				m.lines = append(m.lines, line)
+			default:
+			}
+		}
+	}()
+
+	deadline := time.After(5 * time.Second)
+	for {
+		w.ns.Run(w.t, "ip", "link", "add", monitorMarker, "type", "veth", "peer", "name", monitorMarker+"p")
+		w.ns.Run(w.t, "ip", "link", "del", monitorMarker)
+		select {
+		case <-ready:
+			return m
+		case <-deadline:
+			m.stop()
+			w.t.Fatal("ip monitor did not report the marker link within 5s")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stop ends the monitor and returns the events it recorded.
+func (m *linkMonitor) stop() []string {
+	m.t.Helper()
+	if err := m.cmd.Process.Kill(); err != nil {
+		m.t.Errorf("stop ip monitor (pid %d): %v", m.cmd.Process.Pid, err)
+	}
+	<-m.done
+	_ = m.cmd.Wait() // killed, so the exit status carries no information
+	return m.lines
 }
 
 func TestMacvtapFormats(t *testing.T) {
@@ -247,9 +335,21 @@ func TestMacvtapFormats(t *testing.T) {
 
 func TestMacvtapOwner(t *testing.T) {
 	w := newWorld(t, "mvown")
+	// Every user must reach the device nodes, so their dir lives in a dir
+	// of mode 0755 rather than in the test's private temp dir.
+	parent, err := os.MkdirTemp("", "kvmnet-devdir-")
+	if err != nil {
+		t.Fatalf("create dev dir parent: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatalf("chmod dev dir parent: %v", err)
+	}
+	w.devDir = filepath.Join(parent, "dev")
 	w.addVeth("vmaster", 1500)
 	w.writeNet("mv", macvlanWith(""))
 	w.takeBaseline()
+	opener := newTapOpener(t)
 
 	ifc := w.up("vm-own", "--net", "mv", "--tap-owner", "1000", "--tap-group", "1000").Interfaces[0]
 	var st unix.Stat_t
@@ -258,6 +358,12 @@ func TestMacvtapOwner(t *testing.T) {
 	}
 	if st.Uid != 1000 || st.Gid != 1000 {
 		t.Errorf("%s is owned by %d:%d, want 1000:1000", ifc.DevicePath, st.Uid, st.Gid)
+	}
+	if out, err := opener.openMacvtap(w, ifc.DevicePath, ifc.HostDevice, 1000, 1000); err != nil {
+		t.Errorf("uid 1000 cannot open macvtap %s: %v\n%s", ifc.DevicePath, err, out)
+	}
+	if out, err := opener.openMacvtap(w, ifc.DevicePath, ifc.HostDevice, 1001, 1001); err == nil {
+		t.Errorf("uid 1001 opened macvtap %s owned by 1000:1000:\n%s", ifc.DevicePath, out)
 	}
 
 	w.down("vm-own")

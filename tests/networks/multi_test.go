@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
-// Networks that tests combine on one VM. Only "p" gives the guest a default
-// route; "pd" and "bd" each give one too, for the conflict cases.
+// mixedNetworks are the networks that tests combine on one VM. Of b, m and
+// p, only p gives the guest a default route. pd and bd each give one too,
+// for the conflict cases.
 var mixedNetworks = map[string]string{
 	"p": `{"cniVersion":"1.0.0","name":"p","type":"ptp",
 		"ipam":{"type":"host-local","dataDir":"IPAMDIR","subnet":"10.80.0.0/24","routes":[{"dst":"0.0.0.0/0"}]}}`,

@@ -13,37 +13,53 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kvmnet/kvmnet/internal/testenv"
 )
 
-// openTapHelperEnv, when set, makes the test binary attach to a tap and
-// exit instead of running tests. Its arguments are the tun device node and
-// the tap name.
+// openTapHelperEnv, when set, makes the test binary open a device as a
+// hypervisor does and exit instead of running tests. Its arguments are
+// "tap TUN-NODE TAP-NAME" to attach to a tap through a tun device node, or
+// "macvtap DEVICE-NODE LINK-NAME" to open a macvtap's device node and check
+// that it belongs to that link.
 const openTapHelperEnv = "KVMNET_TEST_OPEN_TAP"
 
-// runOpenTapHelper attaches to the tap named in args through the tun device
-// node in args, as a hypervisor does, and returns the exit status.
+// runOpenTapHelper opens the device named in args and returns the exit
+// status: 0 when it opened, 1 when it did not, 2 for invalid arguments.
 func runOpenTapHelper(args []string) int {
-	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: TUN-NODE TAP-NAME")
+	if len(args) != 3 || (args[0] != "tap" && args[0] != "macvtap") {
+		fmt.Fprintln(os.Stderr, "usage: tap TUN-NODE TAP-NAME | macvtap DEVICE-NODE LINK-NAME")
 		return 2
 	}
-	fd, err := unix.Open(args[0], unix.O_RDWR|unix.O_CLOEXEC, 0)
+	kind, node, name := args[0], args[1], args[2]
+	fd, err := unix.Open(node, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "open %s: %v\n", args[0], err)
+		fmt.Fprintf(os.Stderr, "open %s as uid %d: %v\n", node, os.Geteuid(), err)
 		return 1
 	}
 	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(args[1])
+	ifr, err := unix.NewIfreq(name)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "tap name %s: %v\n", args[1], err)
-		return 1
+		fmt.Fprintf(os.Stderr, "link name %s: %v\n", name, err)
+		return 2
 	}
-	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		fmt.Fprintf(os.Stderr, "attach to tap %s as uid %d: %v\n", args[1], os.Geteuid(), err)
-		return 1
+	if kind == "tap" {
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			fmt.Fprintf(os.Stderr, "attach to tap %s as uid %d: %v\n", name, os.Geteuid(), err)
+			return 1
+		}
+	} else {
+		if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
+			fmt.Fprintf(os.Stderr, "TUNGETIFF on %s: %v\n", node, err)
+			return 1
+		}
+		if ifr.Name() != name {
+			fmt.Fprintf(os.Stderr, "%s belongs to link %s, not %s\n", node, ifr.Name(), name)
+			return 1
+		}
 	}
-	fmt.Println("attached")
+	fmt.Println("opened")
 	return 0
 }
 
@@ -60,6 +76,7 @@ type tapOpener struct {
 // it may open.
 func newTapOpener(t *testing.T) *tapOpener {
 	t.Helper()
+	testenv.RequireRoot(t)
 	dir, err := os.MkdirTemp("", "kvmnet-tapopen-")
 	if err != nil {
 		t.Fatalf("create helper dir: %v", err)
@@ -103,12 +120,23 @@ func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
 	}
 }
 
-// open attaches to tap as uid:gid without supplementary groups, inside the
-// namespace of w. It returns the helper's combined output and its error.
-func (o *tapOpener) open(w *world, tap string, uid, gid int) (string, error) {
-	cmd := exec.Command("ip", "netns", "exec", w.ns.Name,
+// openTap attaches to tap as uid:gid without supplementary groups, inside
+// the namespace of w. It returns the helper's combined output and its error.
+func (o *tapOpener) openTap(w *world, tap string, uid, gid int) (string, error) {
+	return o.run(w, uid, gid, "tap", filepath.Join(o.dir, "tun"), tap)
+}
+
+// openMacvtap opens the device node of macvtap link as uid:gid without
+// supplementary groups, inside the namespace of w, and checks that the node
+// belongs to link.
+func (o *tapOpener) openMacvtap(w *world, node, link string, uid, gid int) (string, error) {
+	return o.run(w, uid, gid, "macvtap", node, link)
+}
+
+func (o *tapOpener) run(w *world, uid, gid int, args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", w.ns.Name,
 		"setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid), "--clear-groups",
-		filepath.Join(o.dir, "helper"), filepath.Join(o.dir, "tun"), tap)
+		filepath.Join(o.dir, "helper")}, args...)...)
 	cmd.Env = append(os.Environ(), openTapHelperEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -126,28 +154,68 @@ func (w *world) tunFlags(tap string) uint64 {
 }
 
 func TestTapOwner(t *testing.T) {
-	w := newWorld(t, "tapown")
-	w.takeBaseline()
+	// A user may attach when it matches every id that is set.
+	type user struct{ uid, gid int }
+	tests := []struct {
+		name         string
+		args         []string
+		owner, group string
+		allowed      []user
+		denied       []user
+	}{
+		{
+			name:  "owner and group",
+			args:  []string{"--tap-owner", "1000", "--tap-group", "1000"},
+			owner: "1000", group: "1000",
+			allowed: []user{{1000, 1000}},
+			denied:  []user{{1001, 1001}, {1000, 1001}, {1001, 1000}},
+		},
+		{
+			name:  "owner only",
+			args:  []string{"--tap-owner", "1000"},
+			owner: "1000", group: "-1",
+			allowed: []user{{1000, 1000}, {1000, 1001}},
+			denied:  []user{{1001, 1000}},
+		},
+		{
+			name:  "group only",
+			args:  []string{"--tap-group", "1000"},
+			owner: "-1", group: "1000",
+			allowed: []user{{1000, 1000}, {1001, 1000}},
+			denied:  []user{{1000, 1001}},
+		},
+	}
 	opener := newTapOpener(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, "tapown")
+			w.takeBaseline()
 
-	tap := w.up("vm-own", "--tap-owner", "1000", "--tap-group", "1000").Interfaces[0].HostDevice
-	for _, file := range []string{"owner", "group"} {
-		if got := w.readNSFile("/sys/class/net/" + tap + "/" + file); got != "1000" {
-			t.Errorf("%s of tap %s is %s, want 1000", file, tap, got)
-		}
-	}
-	if out, err := opener.open(w, tap, 1000, 1000); err != nil {
-		t.Errorf("uid 1000 cannot attach to tap %s: %v\n%s", tap, err, out)
-	}
-	out, err := opener.open(w, tap, 1001, 1001)
-	if err == nil {
-		t.Errorf("uid 1001 attached to tap %s owned by 1000:1000:\n%s", tap, out)
-	} else if !strings.Contains(out, "operation not permitted") {
-		t.Errorf("uid 1001 on tap %s: want operation not permitted, got %v:\n%s", tap, err, out)
-	}
+			tap := w.up("vm-own", tt.args...).Interfaces[0].HostDevice
+			if got := w.readNSFile("/sys/class/net/" + tap + "/owner"); got != tt.owner {
+				t.Errorf("owner of tap %s is %s, want %s", tap, got, tt.owner)
+			}
+			if got := w.readNSFile("/sys/class/net/" + tap + "/group"); got != tt.group {
+				t.Errorf("group of tap %s is %s, want %s", tap, got, tt.group)
+			}
+			for _, u := range tt.allowed {
+				if out, err := opener.openTap(w, tap, u.uid, u.gid); err != nil {
+					t.Errorf("uid %d gid %d cannot attach to tap %s: %v\n%s", u.uid, u.gid, tap, err, out)
+				}
+			}
+			for _, u := range tt.denied {
+				out, err := opener.openTap(w, tap, u.uid, u.gid)
+				if err == nil {
+					t.Errorf("uid %d gid %d attached to tap %s:\n%s", u.uid, u.gid, tap, out)
+				} else if !strings.Contains(out, "operation not permitted") {
+					t.Errorf("uid %d gid %d on tap %s: want operation not permitted, got %v:\n%s", u.uid, u.gid, tap, err, out)
+				}
+			}
 
-	w.down("vm-own")
-	w.checkClean()
+			w.down("vm-own")
+			w.checkClean()
+		})
+	}
 }
 
 func TestTapWithoutOwnerRootOnly(t *testing.T) {
@@ -159,7 +227,7 @@ func TestTapWithoutOwnerRootOnly(t *testing.T) {
 	// The kernel lets any user who can open a tun device node attach to a
 	// persistent tap that has neither owner nor group, and with it read and
 	// send the VM's traffic.
-	if out, err := opener.open(w, tap, 1000, 1000); err == nil {
+	if out, err := opener.openTap(w, tap, 1000, 1000); err == nil {
 		t.Errorf("uid 1000 attached to tap %s, created without --tap-owner, which should leave it to root:\n%s", tap, out)
 	}
 

@@ -87,14 +87,6 @@ func (w *world) writeNet(name, conf string) {
 	}
 }
 
-// removeNet removes the network config file written by writeNet.
-func (w *world) removeNet(name string) {
-	w.t.Helper()
-	if err := os.Remove(filepath.Join(w.cli.NetDir, name+".conf")); err != nil {
-		w.t.Fatalf("remove network config %s: %v", name, err)
-	}
-}
-
 // kvmnet runs the command with --dev-dir set.
 func (w *world) kvmnet(args ...string) testenv.Output {
 	w.t.Helper()
@@ -213,7 +205,6 @@ type ipLinkDetails struct {
 	Name    string `json:"ifname"`
 	MTU     int    `json:"mtu"`
 	Address string `json:"address"`
-	Flags   []string
 	Info    struct {
 		Kind string `json:"info_kind"`
 		Data struct {
