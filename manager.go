@@ -98,7 +98,7 @@ func (m *Manager) Networks() ([]*netconf.Network, error) {
 
 // UpRequest describes the networks of one VM.
 type UpRequest struct {
-	// VM is the VM id: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 bytes.
+	// VM is the VM id: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 200 bytes.
 	VM string
 	// Nets are --net values in rkt's syntax; empty means "default".
 	Nets []string

@@ -12,8 +12,23 @@ import (
 	"strings"
 )
 
-// MaxLen is the maximum length of a VM id in bytes.
-const MaxLen = 128
+// MaxLen is the maximum length of a VM id in bytes. It keeps the temporary
+// state file ".<id>.<random>.tmp" within the 255-byte file-name limit.
+const MaxLen = 200
+
+// MaxTagLen is the maximum length of a Tag: nftables keeps comments of at
+// most 128 bytes.
+const MaxTagLen = 128
+
+// Tag returns the VM's owner tag for places limited to MaxTagLen bytes: the
+// id itself when it fits, else its first bytes joined to a hash of the whole.
+func Tag(id string) string {
+	if len(id) <= MaxTagLen {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return id[:MaxTagLen-17] + "." + fmt.Sprintf("%x", sum[:8])
+}
 
 // TapPrefix starts the name of every link kvmnet creates for a VM, so that
 // residue checks and gc can find them.

@@ -21,7 +21,7 @@ func TestValidateIDs(t *testing.T) {
 		"tab\tid":                `'\t'`,
 		"nl\nid":                 `'\n'`,
 		"sp ace":                 "' '",
-		strings.Repeat("y", 129): "129 bytes",
+		strings.Repeat("y", 201): "201 bytes",
 		"ümlaut":                 "at byte 0",
 	}
 	for id, fragment := range bad {
@@ -83,5 +83,23 @@ func TestMACIsLocalUnicastAndStable(t *testing.T) {
 	}
 	if MAC("vm-1", 0).String() == MAC("vm-1", 1).String() {
 		t.Error("MACs of two attachments are equal")
+	}
+}
+
+func TestTagFitsComment(t *testing.T) {
+	short := "vm-1"
+	if Tag(short) != short {
+		t.Errorf("Tag(%q) = %q, want the id itself", short, Tag(short))
+	}
+	long := strings.Repeat("a", 150)
+	tag := Tag(long)
+	if len(tag) != MaxTagLen {
+		t.Errorf("Tag of a 150-byte id has %d bytes, want %d", len(tag), MaxTagLen)
+	}
+	if err := Validate(tag); err != nil {
+		t.Errorf("Tag %q is not a valid id: %v", tag, err)
+	}
+	if Tag(long+"b") == tag {
+		t.Error("two long ids with one prefix share a tag")
 	}
 }
