@@ -20,6 +20,6 @@ func renderFlannel(n *netconf.Network) (*netconf.Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.PortMappings = n.PortMappings
+	out.Portmap = n.Portmap
 	return out, nil
 }

@@ -105,7 +105,7 @@ type UpRequest struct {
 	// DNS replaces the nameservers from IPAM when set.
 	DNS []netip.Addr
 	// TapOwner and TapGroup are the uid and gid that may open the taps, so
-	// an unprivileged hypervisor can use them. 0 leaves them unset.
+	// an unprivileged hypervisor can use them. By default only root can.
 	TapOwner, TapGroup int
 	// Queues > 1 creates multiqueue taps with that many queues.
 	Queues int

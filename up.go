@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
 
 	"github.com/kvmnet/kvmnet/internal/cniresult"
 	"github.com/kvmnet/kvmnet/internal/failpoint"
@@ -64,6 +67,14 @@ func (m *Manager) resolve(req UpRequest) ([]resolved, error) {
 	if err := checkDefaultRoutes(out); err != nil {
 		return nil, err
 	}
+	// A missing plugin found only at IPAM ADD would leave a record whose
+	// DEL can never run.
+	for _, a := range out {
+		if _, err := invoke.FindInPath(a.net.Conf.IPAM.Type, m.opts.CNIPath); err != nil {
+			return nil, fmt.Errorf("network %q: IPAM plugin %q not found in CNI path %s; install it or set --cni-path",
+				a.net.Name, a.net.Conf.IPAM.Type, strings.Join(m.opts.CNIPath, ":"))
+		}
+	}
 	return out, nil
 }
 
@@ -93,7 +104,25 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	if err != nil {
 		return nil, err
 	}
-	req.TapOwner, req.TapGroup = unsetIfNotPositive(req.TapOwner), unsetIfNotPositive(req.TapGroup)
+	ports, err := parsePorts(req.Ports, atts)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMasters(atts); err != nil {
+		return nil, err
+	}
+	// A persistent tap with neither owner nor group can be opened by any
+	// user who can open /dev/net/tun, so without either the owner is root.
+	// The kernel checks both when both are set, so a group alone stays alone.
+	if req.TapOwner <= 0 {
+		req.TapOwner = -1
+	}
+	if req.TapGroup <= 0 {
+		req.TapGroup = -1
+	}
+	if req.TapOwner < 0 && req.TapGroup < 0 {
+		req.TapOwner = 0
+	}
 
 	// Serialize with other up/down calls for this VM id.
 	lock, err := m.store.LockVM(req.VM)
@@ -168,7 +197,7 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	if err := failpoint.Inject(failpoint.UpFirewallPlanned, -1); err != nil {
 		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
 	}
-	if err := m.applyFirewall(rec, atts, res); err != nil {
+	if err := m.applyFirewall(rec, atts, ports, res); err != nil {
 		return nil, fmt.Errorf("up vm %s: firewall: %w", req.VM, err)
 	}
 	if err := failpoint.Inject(failpoint.UpFirewallApplied, -1); err != nil {
@@ -213,13 +242,30 @@ func (m *Manager) finishStale(ctx context.Context, id string) error {
 	return nil
 }
 
-// unsetIfNotPositive maps ids <= 0 to -1, which leaves the owner unset: root
-// can open a tap anyway.
-func unsetIfNotPositive(id int) int {
-	if id <= 0 {
-		return -1
+// checkMasters checks the master link of every macvlan network before any
+// device exists: it must exist and allow the network's MTU.
+func checkMasters(atts []resolved) error {
+	var h *link.Handle
+	for _, a := range atts {
+		if a.net.Conf.Type != "macvlan" {
+			continue
+		}
+		if h == nil {
+			var err error
+			if h, err = link.New(); err != nil {
+				return err
+			}
+			defer h.Close()
+		}
+		masterMTU, err := h.MTU(a.net.Conf.Master)
+		if err != nil {
+			return fmt.Errorf("network %q: macvlan master: %w", a.net.Name, err)
+		}
+		if mtu := a.net.Conf.MTU; mtu > masterMTU {
+			return fmt.Errorf("network %q: mtu %d is larger than the mtu %d of master %s; lower it or raise the master's", a.net.Name, mtu, masterMTU, a.net.Conf.Master)
+		}
 	}
-	return id
+	return nil
 }
 
 func bridgeName(n *netconf.Network) string {

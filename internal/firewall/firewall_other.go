@@ -23,3 +23,6 @@ func (f *Firewall) Owners() ([]string, error) { return nil, ErrUnsupported }
 
 // RemoveOwner returns ErrUnsupported.
 func (f *Firewall) RemoveOwner(string) error { return ErrUnsupported }
+
+// PruneIfUnused returns ErrUnsupported.
+func (f *Firewall) PruneIfUnused() (bool, error) { return false, ErrUnsupported }

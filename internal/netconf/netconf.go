@@ -36,9 +36,10 @@ type Network struct {
 	Bytes []byte
 	// Conf holds the fields kvmnet reads from Bytes.
 	Conf Conf
-	// PortMappings reports that the conflist chains the portmap plugin, so
-	// forwarded ports apply to this network.
-	PortMappings bool
+	// Portmap reports that the conflist chains the portmap plugin.
+	Portmap bool
+	// chainedMappings are the portMappings of a chained portmap plugin.
+	chainedMappings []PortMapping
 }
 
 // Conf is the part of a CNI plugin config that kvmnet understands.
@@ -55,6 +56,8 @@ type Conf struct {
 	Mode             string          `json:"mode"`
 	IPAM             IPAM            `json:"ipam"`
 	DNS              json.RawMessage `json:"dns,omitempty"`
+	// RuntimeConfig carries portMappings, here or in a chained portmap plugin.
+	RuntimeConfig RuntimeConfig `json:"runtimeConfig"`
 	// Kvmnet holds kvmnet's own options for the network.
 	Kvmnet Options `json:"kvmnet"`
 }
@@ -64,6 +67,21 @@ type Options struct {
 	// AntiSpoof drops frames from the guest whose source MAC or IP is not
 	// its own. Default true.
 	AntiSpoof *bool `json:"antiSpoof,omitempty"`
+	// MasqueradeIPv6 extends ipMasq to the guest's IPv6 addresses. Default false.
+	MasqueradeIPv6 bool `json:"masqueradeIPv6,omitempty"`
+}
+
+// RuntimeConfig is the CNI runtimeConfig of a network config.
+type RuntimeConfig struct {
+	PortMappings []PortMapping `json:"portMappings,omitempty"`
+}
+
+// PortMapping is one entry of the CNI portMappings capability.
+type PortMapping struct {
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"`
+	HostIP        string `json:"hostIP,omitempty"`
 }
 
 // IPAM is the part of a CNI ipam section that kvmnet checks before calling
@@ -198,7 +216,8 @@ func Parse(data []byte, source string) (*Network, error) {
 	}
 	for i, raw := range list.Plugins[1:] {
 		var p struct {
-			Type string `json:"type"`
+			Type          string        `json:"type"`
+			RuntimeConfig RuntimeConfig `json:"runtimeConfig"`
 		}
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return nil, fmt.Errorf("parse plugin %d of %s: %w", i+2, source, err)
@@ -207,7 +226,8 @@ func Parse(data []byte, source string) (*Network, error) {
 			return nil, fmt.Errorf("network %q in %s chains plugin %q, which needs a container namespace; "+
 				"kvmnet supports only portmap after the first plugin, remove %q from the list", n.Name, source, p.Type, p.Type)
 		}
-		n.PortMappings = true
+		n.Portmap = true
+		n.chainedMappings = append(n.chainedMappings, p.RuntimeConfig.PortMappings...)
 	}
 	return n, nil
 }
@@ -324,6 +344,12 @@ func (n *Network) validate() error {
 		return fmt.Errorf("%s: more than one default route: %s; keep one", where, strings.Join(both, " and "))
 	}
 	return nil
+}
+
+// PortMappings returns the CNI portMappings of the network's runtimeConfig
+// and of a chained portmap plugin.
+func (n *Network) PortMappings() []PortMapping {
+	return append(append([]PortMapping(nil), n.Conf.RuntimeConfig.PortMappings...), n.chainedMappings...)
 }
 
 // AntiSpoof reports whether anti-spoofing is on for the network.

@@ -106,7 +106,7 @@ func TestParseConflist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Name != "list" || n.Conf.CNIVersion != "1.1.0" || n.Conf.Type != "bridge" || !n.PortMappings {
+	if n.Name != "list" || n.Conf.CNIVersion != "1.1.0" || n.Conf.Type != "bridge" || !n.Portmap {
 		t.Errorf("network %+v, want name list, cniVersion 1.1.0 from the list, type bridge, port mappings", n)
 	}
 	var bytes map[string]any
@@ -247,8 +247,8 @@ func TestBuiltins(t *testing.T) {
 		if d := cmp.Diff(want[n.Name], got); d != "" {
 			t.Errorf("built-in %s (-want +got):\n%s", n.Name, d)
 		}
-		if n.Source != "built-in" || n.PortMappings {
-			t.Errorf("built-in %s: source %q, port mappings %v", n.Name, n.Source, n.PortMappings)
+		if n.Source != "built-in" || n.Portmap {
+			t.Errorf("built-in %s: source %q, port mappings %v", n.Name, n.Source, n.Portmap)
 		}
 	}
 }

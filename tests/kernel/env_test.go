@@ -139,27 +139,26 @@ func (e *env) reservedBy(id string) []string {
 	return out
 }
 
-// checkMasquerade checks for a masquerade entry for guest in table inet
-// kvmnet: an nft rule or set element that names the guest address in a
-// table that masquerades.
-//
-// NOTE: the firewall is not wired into Up yet, so every check that wants an
-// entry fails until it is. Each call runs as a subtest named "nft", so
-// `go test -run '/nft$'` selects them.
+// checkMasquerade checks whether guest is in the masquerade4 set of table
+// inet kvmnet, which the postrouting chain masquerades.
 func checkMasquerade(t *testing.T, ns *testenv.NS, guest string, want bool) {
 	t.Helper()
 	t.Run("nft", func(t *testing.T) {
-		table, err := ns.Try("nft", "list", "table", "inet", "kvmnet")
-		named := err == nil && regexp.MustCompile(`(^|[^0-9.])`+regexp.QuoteMeta(guest)+`([^0-9]|$)`).MatchString(table)
+		set, err := ns.Try("nft", "list", "set", "inet", "kvmnet", "masquerade4")
+		named := err == nil && regexp.MustCompile(`(^|[^0-9.])`+regexp.QuoteMeta(guest)+`([^0-9]|$)`).MatchString(set)
 		switch {
 		case want && err != nil:
-			t.Errorf("no table inet kvmnet, want a masquerade entry for %s: %v", guest, err)
+			t.Errorf("no set inet kvmnet masquerade4, want an entry for %s: %v", guest, err)
 		case want && !named:
-			t.Errorf("table inet kvmnet has no entry for %s:\n%s", guest, table)
-		case want && !strings.Contains(table, "masquerade"):
-			t.Errorf("table inet kvmnet has no masquerade statement:\n%s", table)
+			t.Errorf("set masquerade4 has no entry for %s:\n%s", guest, set)
 		case !want && named:
-			t.Errorf("table inet kvmnet has an entry for %s, want none:\n%s", guest, table)
+			t.Errorf("set masquerade4 has an entry for %s, want none:\n%s", guest, set)
+		}
+		if want {
+			table, _ := ns.Try("nft", "list", "chain", "inet", "kvmnet", "postrouting")
+			if !strings.Contains(table, "@masquerade4 masquerade") {
+				t.Errorf("chain postrouting does not masquerade @masquerade4:\n%s", table)
+			}
 		}
 	})
 }
