@@ -79,6 +79,20 @@ type Receipt struct {
 	// Sysctls are the sysctls that the VM's forwards rely on, with the value
 	// each had before Add.
 	Sysctls []SysctlChange `json:"sysctls,omitempty"`
+	// Routes are the routes that the VM's IPv6 forwards rely on.
+	Routes []RouteChange `json:"routes,omitempty"`
+}
+
+// RouteChange is a route `local ::1 dev <device> table local`, which lets
+// replies of forwards reached from ::1 back in through the device.
+type RouteChange struct {
+	// Device is the link the route points to.
+	Device string `json:"device"`
+	// Route is the route in ip-route syntax.
+	Route string `json:"route"`
+	// Existed is set when the route was there before Add: another VM's Add
+	// or someone else made it.
+	Existed bool `json:"existed,omitempty"`
 }
 
 // SysctlChange is one per-device sysctl that a VM relies on.
@@ -88,7 +102,7 @@ type SysctlChange struct {
 	// Device is the link the sysctl belongs to.
 	Device string `json:"device"`
 	// Previous is the value before Add. It is "1" when another VM's Add
-	// had already set it.
+	// or someone else had already set it.
 	Previous string `json:"previous"`
 	// Value is the value the VM needs.
 	Value string `json:"value"`

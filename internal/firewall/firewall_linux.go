@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
+	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +24,7 @@ type Firewall struct {
 	mu     sync.Mutex
 	conn   *nftables.Conn // batches and dumps
 	query  *netlink.Conn  // single-element and single-object lookups
+	routes *vnl.Handle    // the IPv6 loopback routes
 	ns     nsID
 	layout *layout
 }
@@ -50,13 +52,18 @@ func New() (*Firewall, error) {
 	if err := extAck(query); err != nil {
 		return nil, errors.Join(fmt.Errorf("enable extended acks on netfilter netlink socket: %w", err), conn.CloseLasting(), query.Close())
 	}
-	return &Firewall{conn: conn, query: query, ns: ns, layout: newLayout()}, nil
+	routes, err := vnl.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open rtnetlink socket: %w", err), conn.CloseLasting(), query.Close())
+	}
+	return &Firewall{conn: conn, query: query, routes: routes, ns: ns, layout: newLayout()}, nil
 }
 
 // Close closes the netlink sockets. It changes no kernel state.
 func (f *Firewall) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.routes.Close()
 	return errors.Join(f.conn.CloseLasting(), f.query.Close())
 }
 
@@ -89,7 +96,7 @@ func (f *Firewall) Add(vm VM) (Receipt, error) {
 
 func (f *Firewall) add(p *plan) (Receipt, error) {
 	var receipt Receipt
-	if len(p.localnet) > 0 {
+	if needsThread(localnetKeys(p, receipt)) {
 		if err := f.checkThread(); err != nil {
 			return receipt, err
 		}
@@ -127,7 +134,7 @@ func (f *Firewall) add(p *plan) (Receipt, error) {
 			return receipt, err
 		}
 	}
-	toSet, err := f.queueLocalnet(p, st, &receipt)
+	toEnable, err := f.queueLocalnet(p, st, &receipt)
 	if err != nil {
 		return receipt, err
 	}
@@ -140,9 +147,9 @@ func (f *Firewall) add(p *plan) (Receipt, error) {
 		return receipt, fmt.Errorf("apply nftables batch: %w", err)
 	}
 
-	// Sysctls come last; a failure undoes the batch.
-	for _, device := range toSet {
-		if err := writeLocalnet(device, "1"); err != nil {
+	// Loopback changes come last; a failure undoes the batch.
+	for _, k := range toEnable {
+		if err := f.enableLocalnet(k); err != nil {
 			return receipt, errors.Join(err, f.remove(p, receipt))
 		}
 	}
@@ -160,8 +167,9 @@ type state struct {
 	anyClaim map[int]*stored
 	// counts holds dnat_addr_count by key, for the keys of the plan's claims.
 	counts map[string]uint32
-	// markers holds the devices of the plan that are in localnet_changed.
-	markers map[string]bool
+	// markers holds, for the loopback devices of the plan, whether they are
+	// in localnetN_changed.
+	markers map[localnetKey]bool
 }
 
 func (f *Firewall) readState(p *plan, inetPresent bool) (*state, error) {
@@ -169,7 +177,7 @@ func (f *Firewall) readState(p *plan, inetPresent bool) (*state, error) {
 		existing: make([]*stored, len(p.elements)),
 		anyClaim: map[int]*stored{},
 		counts:   map[string]uint32{},
-		markers:  map[string]bool{},
+		markers:  map[localnetKey]bool{},
 	}
 	if !inetPresent {
 		return st, nil
@@ -196,11 +204,12 @@ func (f *Firewall) readState(p *plan, inetPresent bool) (*state, error) {
 			queries = append(queries, elementQuery{set: sets[anyMap], key: concat(pad4([]byte{protoNumber(e.claim.proto)}), portBytes(e.claim.hostPort))})
 		}
 	}
-	markerIndex := map[string]int{}
-	for _, use := range p.localnet {
-		if _, ok := markerIndex[use.device]; !ok {
-			markerIndex[use.device] = len(queries)
-			queries = append(queries, elementQuery{set: sets[setLocalnetChange], key: ifname(use.device)})
+	markerIndex := map[localnetKey]int{}
+	for _, k := range localnetKeys(p, Receipt{}) {
+		if _, ok := markerIndex[k]; !ok {
+			markerIndex[k] = len(queries)
+			_, changed := localnetSets(k.ipv6)
+			queries = append(queries, elementQuery{set: sets[changed], key: ifname(k.device)})
 		}
 	}
 
@@ -219,8 +228,8 @@ func (f *Firewall) readState(p *plan, inetPresent bool) (*state, error) {
 			st.counts[key] = binaryutil.BigEndian.Uint32(found[q].value)
 		}
 	}
-	for device, q := range markerIndex {
-		st.markers[device] = found[q] != nil
+	for k, q := range markerIndex {
+		st.markers[k] = found[q] != nil
 	}
 	return st, nil
 }
@@ -334,39 +343,6 @@ func (f *Firewall) queueCount(key string, old, updated uint32) error {
 	return nil
 }
 
-// queueLocalnet records the route_localnet sysctls of the plan in the
-// receipt and returns the devices where Add must set it. A device that
-// kvmnet switched on gets a localnet_changed element, so that the last VM
-// to leave it switches it off again.
-func (f *Firewall) queueLocalnet(p *plan, st *state, receipt *Receipt) ([]string, error) {
-	var toSet []string
-	done := map[string]bool{}
-	for _, use := range p.localnet {
-		if done[use.device] {
-			continue
-		}
-		done[use.device] = true
-		name, _ := localnetSysctl(use.device)
-		change := SysctlChange{Name: name, Device: use.device, Previous: "1", Value: "1"}
-		if !st.markers[use.device] {
-			value, err := readLocalnet(use.device)
-			if err != nil {
-				return nil, err
-			}
-			change.Previous = value
-			if value == "0" {
-				elem := nftables.SetElement{Key: ifname(use.device)}
-				if err := f.conn.SetAddElements(f.layout.sets[setLocalnetChange], []nftables.SetElement{elem}); err != nil {
-					return nil, fmt.Errorf("queue element of set %s: %w", setLocalnetChange, err)
-				}
-				toSet = append(toSet, use.device)
-			}
-		}
-		receipt.Sysctls = append(receipt.Sysctls, change)
-	}
-	return toSet, nil
-}
-
 // Remove deletes the VM's entries in one batch: exactly the elements that
 // carry the VM's id, so an element that another VM took over with a reused
 // address stays. Entries already gone are skipped. When the VM was the last
@@ -386,8 +362,8 @@ func (f *Firewall) Remove(vm VM, r Receipt) error {
 }
 
 func (f *Firewall) remove(p *plan, r Receipt) error {
-	devices := localnetDevices(p, r)
-	if len(devices) > 0 {
+	keys := localnetKeys(p, r)
+	if needsThread(keys) {
 		if err := f.checkThread(); err != nil {
 			return err
 		}
@@ -397,7 +373,7 @@ func (f *Firewall) remove(p *plan, r Receipt) error {
 		return err
 	}
 
-	var restore []string
+	var release []localnetKey
 	if inet {
 		st, err := f.readState(p, true)
 		if err != nil {
@@ -409,7 +385,7 @@ func (f *Firewall) remove(p *plan, r Receipt) error {
 				owned = append(owned, ownedElement{set: e.set, elem: old})
 			}
 		}
-		if restore, err = f.queueRemoval(owned, st.counts, devices); err != nil {
+		if release, err = f.queueRemoval(owned, st.counts, keys); err != nil {
 			return err
 		}
 	}
@@ -424,23 +400,7 @@ func (f *Firewall) remove(p *plan, r Receipt) error {
 	if err := f.conn.Flush(); err != nil {
 		return fmt.Errorf("apply nftables batch: %w", err)
 	}
-	return restoreLocalnet(restore)
-}
-
-// localnetDevices returns the devices whose route_localnet the VM relies
-// on, from the plan and from the receipt.
-func localnetDevices(p *plan, r Receipt) []string {
-	var devices []string
-	for _, use := range p.localnet {
-		devices = append(devices, use.device)
-	}
-	for _, s := range r.Sysctls {
-		if strings.HasSuffix(s.Name, ".route_localnet") {
-			devices = append(devices, s.Device)
-		}
-	}
-	slices.Sort(devices)
-	return slices.Compact(devices)
+	return f.disableAll(release)
 }
 
 type ownedElement struct {
@@ -449,11 +409,11 @@ type ownedElement struct {
 }
 
 // queueRemoval queues the deletion of owned elements, lowers the counts of
-// forwards on specific host addresses, and releases route_localnet on
+// forwards on specific host addresses, and releases the loopback changes of
 // devices that lose their last user. counts holds the current count by key
-// for every count the elements touch. It returns the devices whose
-// route_localnet must be switched off after the batch.
-func (f *Firewall) queueRemoval(owned []ownedElement, counts map[string]uint32, devices []string) ([]string, error) {
+// for every count the elements touch. It returns the devices whose loopback
+// change must be undone after the batch.
+func (f *Firewall) queueRemoval(owned []ownedElement, counts map[string]uint32, keys []localnetKey) ([]localnetKey, error) {
 	bySet := map[string][]nftables.SetElement{}
 	var order []string
 	decrements := map[string]uint32{}
@@ -466,10 +426,11 @@ func (f *Firewall) queueRemoval(owned []ownedElement, counts map[string]uint32, 
 		if c, ok := claimFromKey(o.set, o.elem.key); ok && c.hostIP.IsValid() {
 			decrements[string(c.countKey())]++
 		}
-		if o.set == setLocalnetUsers {
-			deleting[string(o.elem.key)] = true
-			if len(o.elem.key) == 20 {
-				devices = append(devices, strings.TrimRight(string(o.elem.key[:16]), "\x00"))
+		if o.set == setLocalnet4Users || o.set == setLocalnet6Users {
+			deleting[o.set+string(o.elem.key)] = true
+			if len(o.elem.key) > 16 {
+				device := strings.TrimRight(string(o.elem.key[:16]), "\x00")
+				keys = append(keys, localnetKey{device: device, ipv6: o.set == setLocalnet6Users})
 			}
 		}
 	}
@@ -484,61 +445,10 @@ func (f *Firewall) queueRemoval(owned []ownedElement, counts map[string]uint32, 
 			return nil, err
 		}
 	}
-	if len(devices) == 0 {
+	if len(keys) == 0 {
 		return nil, nil
 	}
-	return f.queueLocalnetRelease(devices, deleting)
-}
-
-// queueLocalnetRelease finds the devices that no localnet_users element
-// outside deleting refers to, and queues the deletion of their
-// localnet_changed marker. It reads the whole localnet_users set, so its
-// cost grows with the number of VMs that have forwards.
-func (f *Firewall) queueLocalnetRelease(devices []string, deleting map[string]bool) ([]string, error) {
-	users, err := f.conn.GetSetElements(f.layout.sets[setLocalnetUsers])
-	if err != nil {
-		return nil, fmt.Errorf("list elements of set %s: %w", setLocalnetUsers, err)
-	}
-	markers, err := f.conn.GetSetElements(f.layout.sets[setLocalnetChange])
-	if err != nil {
-		return nil, fmt.Errorf("list elements of set %s: %w", setLocalnetChange, err)
-	}
-	inUse := map[string]bool{}
-	for _, u := range users {
-		if !deleting[string(u.Key)] && len(u.Key) >= 16 {
-			inUse[string(u.Key[:16])] = true
-		}
-	}
-	changed := map[string]bool{}
-	for _, m := range markers {
-		changed[string(m.Key)] = true
-	}
-	slices.Sort(devices)
-	var release []string
-	for _, device := range slices.Compact(devices) {
-		key := string(ifname(device))
-		if inUse[key] || !changed[key] {
-			continue
-		}
-		elem := nftables.SetElement{Key: []byte(key)}
-		if err := f.conn.SetDeleteElements(f.layout.sets[setLocalnetChange], []nftables.SetElement{elem}); err != nil {
-			return nil, fmt.Errorf("queue deletion from set %s: %w", setLocalnetChange, err)
-		}
-		release = append(release, device)
-	}
-	return release, nil
-}
-
-// restoreLocalnet switches route_localnet off again. A device that is gone
-// has nothing to restore.
-func restoreLocalnet(devices []string) error {
-	var errs []error
-	for _, device := range devices {
-		if err := writeLocalnet(device, "0"); err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return f.queueLocalnetRelease(keys, deleting)
 }
 
 // queueGuardRemoval queues the deletion of a device's guard chain unless it
@@ -617,9 +527,9 @@ func (f *Firewall) removeOwner(id string) error {
 	if err != nil {
 		return err
 	}
-	var restore []string
+	var release []localnetKey
 	if len(found.elements) > 0 {
-		if found.hasLocalnet {
+		if found.hasLocalnet4 {
 			if err := f.checkThread(); err != nil {
 				return err
 			}
@@ -634,7 +544,7 @@ func (f *Firewall) removeOwner(id string) error {
 				counts[string(e.Key)] = binaryutil.BigEndian.Uint32(e.Val)
 			}
 		}
-		if restore, err = f.queueRemoval(found.elements, counts, nil); err != nil {
+		if release, err = f.queueRemoval(found.elements, counts, nil); err != nil {
 			return err
 		}
 	}
@@ -644,7 +554,7 @@ func (f *Firewall) removeOwner(id string) error {
 	if err := f.conn.Flush(); err != nil {
 		return fmt.Errorf("apply nftables batch: %w", err)
 	}
-	return restoreLocalnet(restore)
+	return f.disableAll(release)
 }
 
 // ownerScan is what owners found.
@@ -653,7 +563,8 @@ type ownerScan struct {
 	// elements and chains are the entries of the requested id.
 	elements    []ownedElement
 	chains      []*nftables.Chain
-	hasLocalnet bool
+	// hasLocalnet4 is set when id relies on a route_localnet sysctl.
+	hasLocalnet4 bool
 }
 
 // owners reads every owned set and guard chain. It collects all owner ids,
@@ -677,7 +588,7 @@ func (f *Firewall) owners(id string) (*ownerScan, error) {
 				scan.ids[e.Comment] = true
 				if id != "" && e.Comment == id {
 					scan.elements = append(scan.elements, ownedElement{set: name, elem: fromElement(e)})
-					scan.hasLocalnet = scan.hasLocalnet || name == setLocalnetUsers
+					scan.hasLocalnet4 = scan.hasLocalnet4 || name == setLocalnet4Users
 				}
 			}
 		}

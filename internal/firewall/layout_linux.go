@@ -46,11 +46,14 @@ func newLayout() *layout {
 	dataMap(mapDNAT6Any, concatType(proto, port), concatType(ip6, port))
 	dataMap(mapDNAT6Addr, concatType(ip6, proto, port), concatType(ip6, port))
 	dataMap(mapDNATAddrCount, concatType(nftables.TypeNFProto, proto, port), nftables.TypeMark)
-	plain(setLocalnetUsers, concatType(nftables.TypeIFName, ip4))
-	plain(setLocalnetChange, nftables.TypeIFName)
+	plain(setLocalnet4Users, concatType(nftables.TypeIFName, ip4))
+	plain(setLocalnet4Change, nftables.TypeIFName)
+	plain(setLocalnet6Users, concatType(nftables.TypeIFName, ip6))
+	plain(setLocalnet6Change, nftables.TypeIFName)
 	// nft prints an ifname key as a string only when the set says it is
 	// in host byte order, as nft's own sets do.
-	l.sets[setLocalnetChange].KeyByteOrder = binaryutil.NativeEndian
+	l.sets[setLocalnet4Change].KeyByteOrder = binaryutil.NativeEndian
+	l.sets[setLocalnet6Change].KeyByteOrder = binaryutil.NativeEndian
 	return l
 }
 
@@ -68,7 +71,7 @@ var setOrder = []string{
 	setGuest4, setGuest6, setSubnet4, setSubnet6,
 	setMasquerade4, setMasquerade6, setIsolated4, setIsolated6,
 	mapDNAT4Any, mapDNAT4Addr, mapDNAT6Any, mapDNAT6Addr,
-	mapDNATAddrCount, setLocalnetUsers, setLocalnetChange,
+	mapDNATAddrCount, setLocalnet4Users, setLocalnet4Change, setLocalnet6Users, setLocalnet6Change,
 }
 
 // queueInet queues the inet table with its sets, chains and rules. The

@@ -23,9 +23,11 @@ const (
 	mapDNAT4Addr      = "dnat4_addr"
 	mapDNAT6Any       = "dnat6_any"
 	mapDNAT6Addr      = "dnat6_addr"
-	mapDNATAddrCount  = "dnat_addr_count"
-	setLocalnetUsers  = "localnet_users"
-	setLocalnetChange = "localnet_changed"
+	mapDNATAddrCount   = "dnat_addr_count"
+	setLocalnet4Users  = "localnet4_users"
+	setLocalnet4Change = "localnet4_changed"
+	setLocalnet6Users  = "localnet6_users"
+	setLocalnet6Change = "localnet6_changed"
 
 	chainPrerouting  = "prerouting"
 	chainOutput      = "output"
@@ -43,7 +45,7 @@ var ownedSets = []string{
 	setGuest4, setGuest6, setSubnet4, setSubnet6,
 	setMasquerade4, setMasquerade6, setIsolated4, setIsolated6,
 	mapDNAT4Any, mapDNAT4Addr, mapDNAT6Any, mapDNAT6Addr,
-	setLocalnetUsers,
+	setLocalnet4Users, setLocalnet6Users,
 }
 
 // elementKind says what an existing element with the same key but another
@@ -97,8 +99,9 @@ type guard struct {
 	ipv6   []netip.Addr
 }
 
-// localnetUse is an attachment whose IPv4 forwards must be reachable from
-// 127.0.0.1, which needs route_localnet on the device toward the guest.
+// localnetUse is a guest address whose forwards must be reachable from the
+// host's loopback address. The device toward the guest then needs
+// route_localnet (IPv4) or a local route for ::1 (IPv6); see the package doc.
 type localnetUse struct {
 	device string
 	guest  netip.Addr
@@ -193,7 +196,7 @@ func (p *plan) addAttachment(a *Attachment, seen map[string]bool) error {
 				return fmt.Errorf("port forward %s: %w", pf, err)
 			}
 		}
-		if pf.GuestIP.Is4() && (pf.anyHost() || pf.HostIP.IsLoopback()) {
+		if pf.anyHost() || pf.HostIP.IsLoopback() {
 			needsLocalnet[pf.GuestIP] = true
 		}
 	}
@@ -206,7 +209,8 @@ func (p *plan) addAttachment(a *Attachment, seen map[string]bool) error {
 			continue
 		}
 		use := localnetUse{device: device, guest: prefix.Addr()}
-		if err := add(element{set: setLocalnetUsers, key: concat(ifname(device), use.guest.AsSlice())}); err != nil {
+		users := pick(use.guest.Is4(), setLocalnet4Users, setLocalnet6Users)
+		if err := add(element{set: users, key: concat(ifname(device), use.guest.AsSlice())}); err != nil {
 			return err
 		}
 		p.localnet = append(p.localnet, use)
