@@ -561,8 +561,8 @@ func (f *Firewall) removeOwner(id string) error {
 type ownerScan struct {
 	ids map[string]bool
 	// elements and chains are the entries of the requested id.
-	elements    []ownedElement
-	chains      []*nftables.Chain
+	elements []ownedElement
+	chains   []*nftables.Chain
 	// hasLocalnet4 is set when id relies on a route_localnet sysctl.
 	hasLocalnet4 bool
 }

@@ -12,7 +12,9 @@ func addrPort(addr string, port int) string {
 	return net.JoinHostPort(addr, itoa(port))
 }
 
-func itoa(n int) string { return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n)).String()[len("0.0.0.0:"):] }
+func itoa(n int) string {
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n)).String()[len("0.0.0.0:"):]
+}
 
 func forward(hostPort, guestPort int, proto string, guest netip.Addr) PortForward {
 	return PortForward{HostPort: uint16(hostPort), GuestPort: uint16(guestPort), Proto: proto, GuestIP: guest}
