@@ -122,9 +122,11 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 }
 
 // releaseVMLock releases the lock of VM id, and removes its lock file when
-// the VM has no record left, so that the state dir holds nothing for it.
+// the VM has no usable record, so that the state dir holds nothing more
+// for it than before. Removing a held lock file is safe: waiting lockers
+// notice and lock a new file.
 func (m *Manager) releaseVMLock(lock *state.Lock, id string) {
-	if _, err := m.store.Load(id); errors.Is(err, state.ErrNotFound) {
+	if _, err := m.store.Load(id); err != nil {
 		if err := lock.Remove(); err != nil {
 			m.log.Warn("could not remove lock file", "vm", id, "err", err)
 		}

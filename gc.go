@@ -434,10 +434,11 @@ func bridgeUnused(name string, removed map[string]bool) (bool, error) {
 }
 
 // release releases a lock taken by tryLockVM. The lock file goes too when
-// the VM has no record, except in a dry run, which leaves files as found.
+// tryLockVM created it, or when the VM has no record left, except in a dry
+// run, which leaves files as it found them.
 func (g *gcRun) release(lock *vmLock, id string) {
-	_, err := g.m.store.Load(id)
-	remove := errors.Is(err, state.ErrNotFound) && (!g.dryRun || !lock.existed)
+	_, err := os.Stat(g.m.recordPath(id))
+	remove := !lock.existed || (errors.Is(err, os.ErrNotExist) && !g.dryRun)
 	if err := lock.release(remove); err != nil {
 		g.m.log.Warn("gc: could not release vm lock", "vm", id, "err", err)
 	}
@@ -579,9 +580,14 @@ func readHead(path string, limit int64) ([]byte, error) {
 
 // removeReservationFile removes a reservation file under host-local's lock
 // of its network dir, so that no host-local run sees it half-removed.
+// host-local creates the lock file before its first reservation, so a dir
+// without one has no host-local user to exclude.
 func removeReservationFile(path string) error {
 	lockPath := filepath.Join(filepath.Dir(path), "lock")
-	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(lockPath, os.O_RDWR|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return removeIfExists(path)
+	}
 	if err != nil {
 		return fmt.Errorf("open host-local lock %s: %w", lockPath, err)
 	}
