@@ -176,6 +176,11 @@ func (e *env) snapshot() state {
 			return err
 		}
 		rel, _ := filepath.Rel(e.stateDir, path)
+		// The state dir itself and the lock of objects shared between VMs
+		// are created on first use and kept, like host-local's lock file.
+		if rel == "." || rel == ".shared.lock" {
+			return nil
+		}
 		if key, ok := strings.CutPrefix(filepath.ToSlash(rel), "ipam/"); ok {
 			if _, isReservation := s.reservations[key]; isReservation {
 				return nil

@@ -1,0 +1,209 @@
+package robust_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/kvmnet/kvmnet/internal/failpoint"
+	"github.com/kvmnet/kvmnet/internal/vmid"
+)
+
+// gcItem is one entry of `kvmnet gc --json`.
+type gcItem struct {
+	Kind   string `json:"kind"`
+	VM     string `json:"vm"`
+	Object string `json:"object"`
+	Action string `json:"action"`
+	Done   bool   `json:"done"`
+	Error  string `json:"error"`
+}
+
+// gc runs `kvmnet gc --json` with extra arguments and returns its items.
+func (e *env) gc(args ...string) []gcItem {
+	e.t.Helper()
+	r := e.mustRun(append([]string{"gc", "--json"}, args...)...)
+	var items []gcItem
+	if err := json.Unmarshal([]byte(r.stdout), &items); err != nil {
+		e.t.Fatalf("parse gc output: %v\n%s", err, r.stdout)
+	}
+	return items
+}
+
+// itemKeys returns "kind vm object" of each item, sorted.
+func itemKeys(items []gcItem) []string {
+	var keys []string
+	for _, it := range items {
+		keys = append(keys, it.Kind+" "+it.VM+" "+it.Object)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// makeOrphans leaves objects of VM ids without a usable record, as a crash
+// or a hand-deleted record would: a tap of ghost, a reservation of ghost in
+// the default network and of ghost2 in an unknown network, a lock file of
+// ghost3, a temporary record file of ghost, a corrupt record of broken with
+// its tap, and a record of killed from an up killed after IPAM ADD.
+func (e *env) makeOrphans() {
+	e.t.Helper()
+	for _, id := range []string{"ghost", "broken"} {
+		name := vmid.LinkName(id, 0)
+		e.ns.Run(e.t, "ip", "tuntap", "add", name, "mode", "tap")
+		e.ns.Run(e.t, "ip", "link", "set", name, "alias", "kvmnet vm="+id)
+	}
+	files := map[string]string{
+		"ipam/default/172.16.28.250": "ghost\r\neth0",
+		"ipam/lost/10.255.0.9":       "ghost2\r\neth0",
+		"ghost3.lock":                "",
+		".ghost.123456.tmp":          "{",
+		"broken.json":                `{"version":1,"vm":"broken","pha`,
+	}
+	for rel, text := range files {
+		path := filepath.Join(e.stateDir, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	r := e.runEnv([]string{failpoint.EnvVar + "=" + failpoint.UpIPAMAdded + ":kill"}, "up", "killed", "--net", "default,br")
+	if !r.killed {
+		e.t.Fatalf("up of killed did not die at the failpoint: %s", r)
+	}
+}
+
+func TestGCRemovesOrphansOnly(t *testing.T) {
+	e := newEnv(t, "gc")
+	e.writeNet("br.conf", bridgeNet)
+	e.warmUp("default,br")
+	e.mustRun("up", "live", "--net", "default,br")
+	// gc removes reservation files but keeps the dirs of their networks.
+	if err := os.MkdirAll(filepath.Join(e.ipamDir(), "lost"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	withLive := e.snapshot()
+	e.makeOrphans()
+	orphaned := e.snapshot()
+
+	want := []string{
+		"link broken " + vmid.LinkName("broken", 0),
+		"link ghost " + vmid.LinkName("ghost", 0),
+		"lock-file ghost3 " + filepath.Join(e.stateDir, "ghost3.lock"),
+		"record broken " + filepath.Join(e.stateDir, "broken.json"),
+		"record killed " + filepath.Join(e.stateDir, "killed.json"),
+		"reservation ghost default/172.16.28.250",
+		"reservation ghost2 lost/10.255.0.9",
+		"temp-file ghost " + filepath.Join(e.stateDir, ".ghost.123456.tmp"),
+	}
+
+	// A dry run lists and changes nothing.
+	items := e.gc("--dry-run")
+	if got := itemKeys(items); !slices.Equal(got, want) {
+		t.Errorf("dry run items:\n got %q\nwant %q", got, want)
+	}
+	for _, it := range items {
+		if it.Done {
+			t.Errorf("dry run reports %s %s as done", it.Kind, it.Object)
+		}
+	}
+	if d := diffState(orphaned, e.snapshot()); d != "" {
+		t.Errorf("dry run changed the state (-before +after):\n%s", d)
+	}
+
+	items = e.gc()
+	if got := itemKeys(items); !slices.Equal(got, want) {
+		t.Errorf("gc items:\n got %q\nwant %q", got, want)
+	}
+	for _, it := range items {
+		if !it.Done || it.Error != "" {
+			t.Errorf("gc did not finish %s %s: %+v", it.Kind, it.Object, it)
+		}
+		if it.VM == "live" {
+			t.Errorf("gc touched the live vm: %+v", it)
+		}
+	}
+	for _, it := range items {
+		if it.Kind == "reservation" && it.VM == "ghost" && !strings.Contains(it.Action, "IPAM DEL") {
+			t.Errorf("reservation of a built-in network released with %q, want IPAM DEL", it.Action)
+		}
+		if it.Kind == "reservation" && it.VM == "ghost2" && !strings.Contains(it.Action, "file") {
+			t.Errorf("reservation of an unknown network released with %q, want file removal", it.Action)
+		}
+	}
+	after := e.snapshot()
+	if d := diffState(withLive, after); d != "" {
+		t.Errorf("state after gc differs from the state with only the live vm (-want +got):\n%s", d)
+	}
+
+	if items := e.gc(); len(items) != 0 {
+		t.Errorf("second gc found %v", itemKeys(items))
+	}
+	e.mustRun("down", "live")
+}
+
+func TestGCSkipsLockedVM(t *testing.T) {
+	e := newEnv(t, "gclk")
+	e.writeNet("br.conf", bridgeNet)
+	base := e.warmUp("default")
+	r := e.runEnv([]string{failpoint.EnvVar + "=" + failpoint.UpLinkUp + ":kill"}, "up", "held")
+	if !r.killed {
+		t.Fatalf("up did not die at the failpoint: %s", r)
+	}
+	killed := e.snapshot()
+
+	// Hold the VM's lock as a running up or down would.
+	f, err := os.OpenFile(filepath.Join(e.stateDir, "held.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if items := e.gc(); len(items) != 0 {
+		t.Errorf("gc touched a vm whose lock is held: %v", itemKeys(items))
+	}
+	if d := diffState(killed, e.snapshot()); d != "" {
+		t.Errorf("gc changed a vm whose lock is held (-before +after):\n%s", d)
+	}
+	f.Close()
+
+	items := e.gc()
+	if got := itemKeys(items); !slices.Equal(got, []string{"record held " + filepath.Join(e.stateDir, "held.json")}) {
+		t.Errorf("gc after the lock was released: %q", got)
+	}
+	e.requireBaseline(base, "after gc")
+}
+
+// TestGCHumanOutput checks one line per removal without --json.
+func TestGCHumanOutput(t *testing.T) {
+	e := newEnv(t, "gctx")
+	e.warmUp("default")
+	if r := e.mustRun("gc"); strings.TrimSpace(r.stdout) != "nothing to remove" {
+		t.Errorf("gc of a clean state dir printed %q", r.stdout)
+	}
+	r := e.runEnv([]string{failpoint.EnvVar + "=" + failpoint.UpCommitted + ":fail"}, "up", "one")
+	if r.code != 1 {
+		t.Fatalf("up with a failing commit: %s", r)
+	}
+	for _, id := range []string{"a", "b"} {
+		name := vmid.LinkName(id, 0)
+		e.ns.Run(t, "ip", "tuntap", "add", name, "mode", "tap")
+		e.ns.Run(t, "ip", "link", "set", name, "alias", "kvmnet vm="+id)
+	}
+	out := e.mustRun("gc", "--dry-run").stdout
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "vm a: would delete link ") || !strings.HasPrefix(lines[1], "vm b: would delete link ") {
+		t.Errorf("gc --dry-run output:\n%s", out)
+	}
+	out = e.mustRun("gc").stdout
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], ": done") {
+		t.Errorf("gc output:\n%s", out)
+	}
+}
