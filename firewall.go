@@ -122,6 +122,11 @@ func (m *Manager) applyFirewall(rec *state.Record, atts []resolved, ports []fire
 		if err != nil {
 			return err
 		}
+		// A macvtap's frames bypass the host's IP layer, and its ingress hook
+		// sees the frames sent to the guest, not from it.
+		// NOTE: anti-spoofing and isolation for macvtaps would need an egress
+		// hook on the master; they are not installed.
+		routed := a.net.Conf.Type != "macvlan"
 		vm.Attachments = append(vm.Attachments, firewall.Attachment{
 			Network:        a.net.Name,
 			HostDevice:     ifc.HostDevice,
@@ -131,8 +136,8 @@ func (m *Manager) applyFirewall(rec *state.Record, atts []resolved, ports []fire
 			Gateways:       append([]netip.Addr(nil), ifc.Gateways...),
 			Masquerade:     a.net.Conf.IPMasq,
 			MasqueradeIPv6: a.net.Conf.IPMasq && a.net.Conf.Kvmnet.MasqueradeIPv6,
-			AntiSpoof:      a.net.AntiSpoof(),
-			Isolated:       !a.net.Conf.IPMasq && len(ifc.Routes) == 0,
+			AntiSpoof:      routed && a.net.AntiSpoof(),
+			Isolated:       routed && !a.net.Conf.IPMasq && len(ifc.Routes) == 0,
 		})
 	}
 	if err := placePorts(ports, res, &vm); err != nil {
