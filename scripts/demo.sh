@@ -2,6 +2,8 @@
 # The main job on the built-in default network, inside a throwaway network
 # namespace: installs what is missing, builds kvmnet, brings the network of
 # one VM up, shows what it created, takes it down and checks nothing is left.
+# Then guest/demo.sh does it again with a real QEMU guest on the tap, unless
+# --no-guest is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 scripts/setup.sh
+guest=1
+[ "${1:-}" = "--no-guest" ] && guest=0
 
 work=$(mktemp -d /tmp/kvmnet-demo.XXXXXX)
 ns="kvmnet-demo-$$"
@@ -61,3 +65,8 @@ left=$(find "$work/state" -name '*.json' | wc -l)
 reserved=$(find "$work/state/ipam" -type f -name '1*' | wc -l)
 echo "state records left: $left, IPAM reservations left: $reserved"
 [ "$left" -eq 0 ] && [ "$reserved" -eq 0 ]
+if [ "$guest" -eq 1 ]; then
+  echo
+  echo "== the same with a real guest (guest/demo.sh)"
+  guest/demo.sh
+fi
