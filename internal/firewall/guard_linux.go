@@ -154,10 +154,11 @@ func (l *layout) guardRules(c *nftables.Conn, g *guard) ([][]expr.Any, error) {
 	target := rule(matchProtocol(etherTypeIPv6), icmpv6Type(),
 		one(&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmpv6NeighborAdvert}}),
 		matchPayload(loadTransport(icmpv6Target, 2, 1), expr.CmpOpNeq, linkLocal[:2], prefixMask(2, 10)))
-	if len(g.ipv6) > 0 {
-		integer128 := nftables.SetDatatype{Name: "integer", Bytes: 16}
-		integer128.SetNFTMagic(nftables.TypeInteger.GetNFTMagic())
-		target = rule(target, one(loadTransport(icmpv6Target, 16, 1)), notIn(integer128, addrs(g.ipv6)))
+	// One inequality per address, not an anonymous set: nft 1.0.6 lists
+	// a set of raw 128-bit values in decimal and then reads them back as
+	// different values.
+	for _, a := range addrs(g.ipv6) {
+		target = rule(target, matchPayload(loadTransport(icmpv6Target, 16, 1), expr.CmpOpNeq, a, nil))
 	}
 	rules = append(rules, rule(target, drop))
 	return rules, err
