@@ -24,7 +24,7 @@ func (h *fwHost) kernelState(bridge string) kernelState {
 	return kernelState{
 		Ruleset:   h.ruleset(),
 		Localnet:  strings.TrimSpace(h.ns.Run(h.t, "sysctl", "-n", "net.ipv4.conf."+bridge+".route_localnet")),
-		Loopback6: h.ns.Run(h.t, "ip", "-6", "route", "show", "table", "local", "dev", bridge),
+		Loopback6: withoutLinkLocal(h.ns.Run(h.t, "ip", "-6", "route", "show", "table", "local", "dev", bridge)),
 	}
 }
 
@@ -262,4 +262,16 @@ func TestAddRejectsInvalidVM(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withoutLinkLocal drops the bridge's own fe80:: local route, which the
+// kernel adds whenever the bridge gets a carrier, independent of kvmnet.
+func withoutLinkLocal(routes string) string {
+	var kept []string
+	for _, line := range strings.Split(routes, "\n") {
+		if !strings.HasPrefix(line, "local fe80:") {
+			kept = append(kept, line)
+		}
+	}
+	return strings.Join(kept, "\n")
 }

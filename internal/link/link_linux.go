@@ -290,7 +290,7 @@ func (h *Handle) AddAddr(dev string, a Addr, shared bool) error {
 	if a.Prefix.Addr().Is4() {
 		family = unix.AF_INET
 	}
-	existing, err := h.nl.AddrList(l, family)
+	existing, err := h.addrList(l, family)
 	if err != nil {
 		return fmt.Errorf("list addresses of %s: %w", dev, err)
 	}
@@ -359,7 +359,7 @@ func (h *Handle) DeleteBridgeIfUnused(name string) (bool, error) {
 	if br.Type() != "bridge" || br.Attrs().Alias != BridgeAlias {
 		return false, nil
 	}
-	links, err := h.nl.LinkList()
+	links, err := h.linkList()
 	if err != nil {
 		return false, fmt.Errorf("list links: %w", err)
 	}
@@ -376,7 +376,7 @@ func (h *Handle) DeleteBridgeIfUnused(name string) (bool, error) {
 
 // Owned lists the links whose alias starts with AliasPrefix, by name.
 func (h *Handle) Owned() (map[string]string, error) {
-	links, err := h.nl.LinkList()
+	links, err := h.linkList()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
@@ -437,7 +437,7 @@ func (h *Handle) HasAddr(dev string, p netip.Prefix) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("look up link %s: %w", dev, err)
 	}
-	addrs, err := h.nl.AddrList(l, unix.AF_UNSPEC)
+	addrs, err := h.addrList(l, unix.AF_UNSPEC)
 	if err != nil {
 		return false, fmt.Errorf("list addresses of %s: %w", dev, err)
 	}
@@ -469,7 +469,7 @@ func (h *Handle) HasOwnedSlaves(name string) (bool, error) {
 	if err != nil || br == nil {
 		return false, err
 	}
-	links, err := h.nl.LinkList()
+	links, err := h.linkList()
 	if err != nil {
 		return false, fmt.Errorf("list links: %w", err)
 	}
@@ -479,4 +479,26 @@ func (h *Handle) HasOwnedSlaves(name string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// dumpRetries bounds the retries of a netlink dump that the kernel
+// interrupted because the links or addresses changed meanwhile.
+const dumpRetries = 10
+
+func (h *Handle) linkList() ([]netlink.Link, error) {
+	for i := 0; ; i++ {
+		links, err := h.nl.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || i == dumpRetries {
+			return links, err
+		}
+	}
+}
+
+func (h *Handle) addrList(l netlink.Link, family int) ([]netlink.Addr, error) {
+	for i := 0; ; i++ {
+		addrs, err := h.nl.AddrList(l, family)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || i == dumpRetries {
+			return addrs, err
+		}
+	}
 }
