@@ -414,6 +414,22 @@ func (g *gcRun) collectBridges() {
 	}
 }
 
+// maxDumpTries bounds the retries of a netlink dump that the kernel
+// interrupted because links changed while it ran, as they do whenever
+// other VMs come up or go down.
+const maxDumpTries = 10
+
+// retryDump runs dump again while netlink reports the dump as interrupted.
+func retryDump(dump func() error) error {
+	var err error
+	for range maxDumpTries {
+		if err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return err
+		}
+	}
+	return err
+}
+
 // bridgeUnused reports whether every link enslaved to bridge name is in
 // removed, so that a run that removes those links would delete the bridge.
 func bridgeUnused(name string, removed map[string]bool) (bool, error) {
@@ -421,7 +437,12 @@ func bridgeUnused(name string, removed map[string]bool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	all, err := netlink.LinkList()
+	var all []netlink.Link
+	err = retryDump(func() error {
+		var err error
+		all, err = netlink.LinkList()
+		return err
+	})
 	if err != nil {
 		return false, err
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,37 +64,37 @@ func (e *env) upKilled(id string, delay time.Duration, args ...string) result {
 	return r
 }
 
-// requireIntact fails the test unless each VM's tap exists with its
-// owner alias and, for the ptp network default, a host route to the
-// guest's address through the tap.
+// requireIntact fails the test unless each VM on the networks default and
+// br has its two taps with their owner alias, a host route to its default
+// address through the first tap, and the second tap on the bridge.
 func (e *env) requireIntact(vms []vmSummary) {
 	e.t.Helper()
 	snap := e.ns.Snapshot(e.t)
 	for _, vm := range vms {
-		if len(vm.Devices) != 1 || len(vm.Addresses) != 1 {
-			e.t.Errorf("vm %s: devices %v, addresses %v; want one of each", vm.VM, vm.Devices, vm.Addresses)
+		if len(vm.Devices) != 2 || len(vm.Addresses) != 2 {
+			e.t.Errorf("vm %s: devices %v, addresses %v; want two of each", vm.VM, vm.Devices, vm.Addresses)
 			continue
 		}
-		dev := vm.Devices[0]
-		l, ok := snap.Link(dev)
-		if !ok || l.Type != "tap" || l.Alias != "kvmnet vm="+vm.VM {
-			e.t.Errorf("vm %s: tap %s missing or not owned: %+v", vm.VM, dev, l)
-			continue
+		for i, dev := range vm.Devices {
+			l, ok := snap.Link(dev)
+			if !ok || l.Type != "tap" || l.Alias != "kvmnet vm="+vm.VM {
+				e.t.Errorf("vm %s: tap %s missing or not owned: %+v", vm.VM, dev, l)
+			}
+			if i == 1 && l.Master != "kvmtbr0" {
+				e.t.Errorf("vm %s: tap %s is on %q, want kvmtbr0", vm.VM, dev, l.Master)
+			}
 		}
 		guest, _, _ := strings.Cut(vm.Addresses[0], "/")
-		route := guest + " dev " + dev + " scope link"
-		found := false
-		for _, r := range snap.Routes {
-			found = found || r == route
-		}
-		if !found {
+		route := guest + " dev " + vm.Devices[0] + " scope link"
+		if !slices.Contains(snap.Routes, route) {
 			e.t.Errorf("vm %s: no route %q", vm.VM, route)
 		}
 	}
 }
 
 // TestStress brings 50 VMs up and down concurrently, 5 rounds, killing some
-// ups at random, with gc running during the ups and after them.
+// ups at random, with gc running during the ups and after them. Each VM is
+// on the ptp network default and the bridge network br.
 func TestStress(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stress test: run without -short")
@@ -105,7 +106,8 @@ func TestStress(t *testing.T) {
 		killRate = 5 // one up in killRate is killed
 	)
 	e := newEnv(t, "stress")
-	base := e.warmUp("default")
+	e.writeNet("br.conf", bridgeNet)
+	base := e.warmUp(stressNets)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 1))
 	t.Logf("seed %d", seed)
@@ -145,9 +147,9 @@ func TestStress(t *testing.T) {
 		parallel(vms, limit, func(i int) {
 			id := fmt.Sprintf("st-%d", i)
 			if plans[i].kill {
-				results[i] = e.upKilled(id, plans[i].delay)
+				results[i] = e.upKilled(id, plans[i].delay, "--net", stressNets)
 			} else {
-				results[i] = e.run("up", id)
+				results[i] = e.run("up", id, "--net", stressNets)
 			}
 		})
 		close(stop)
@@ -180,7 +182,7 @@ func TestStress(t *testing.T) {
 		requireUniqueAddresses(t, survivors)
 		e.requireIntact(survivors)
 		reservations := e.snapshot().reservations
-		if len(reservations) != len(survivors) {
+		if len(reservations) != 2*len(survivors) {
 			t.Errorf("round %d: %d reservations for %d vms: %v", round, len(reservations), len(survivors), reservations)
 		}
 
@@ -195,6 +197,8 @@ func TestStress(t *testing.T) {
 	}
 	t.Logf("%d vms, %d rounds, %d ups killed, %s", vms, rounds, kills, time.Since(start).Round(time.Millisecond))
 }
+
+const stressNets = "default,br"
 
 func slicesContainsVM(vms []vmSummary, id string) bool {
 	for _, vm := range vms {
