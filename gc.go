@@ -44,8 +44,8 @@ type GCItem struct {
 	// Object names the object: a link name, "NETWORK/IP" for a reservation,
 	// a file path, or the VM id for firewall entries.
 	Object string `json:"object"`
-	// Action says how the object is removed, e.g. "complete teardown" or
-	// "release with IPAM DEL".
+	// Action is the removal, e.g. "complete teardown of" or "release with
+	// IPAM DEL".
 	Action string `json:"action"`
 	// Done is true when the action ran, false in a dry run or on error.
 	Done bool `json:"done"`
@@ -518,8 +518,8 @@ const maxReservationSize = 4 << 10
 
 // scanReservations lists the reservations under dataDir by VM id. A
 // reservation is a file named by its IP in dataDir/NETWORK whose first line
-// is the container id; host-local's lock and last_reserved_ip files and
-// files of container ids that are not VM ids are skipped.
+// is the container id. host-local's lock and last_reserved_ip files are
+// skipped, and so are files of container ids that are not VM ids.
 func scanReservations(dataDir string) (map[string][]reservation, error) {
 	out := map[string][]reservation{}
 	networks, err := os.ReadDir(dataDir)
@@ -600,7 +600,7 @@ func readHead(path string, limit int64) ([]byte, error) {
 }
 
 // removeReservationFile removes a reservation file under host-local's lock
-// of its network dir, so that no host-local run sees it half-removed.
+// of its network dir, so that it never disappears during a host-local run.
 // host-local creates the lock file before its first reservation, so a dir
 // without one has no host-local user to exclude.
 func removeReservationFile(path string) error {

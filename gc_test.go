@@ -104,9 +104,9 @@ func TestGCItemString(t *testing.T) {
 }
 
 // FuzzParseReservation feeds arbitrary reservation file contents to the
-// parser gc uses on host-local's data dir: it must never panic, and what
-// it accepts must be a valid VM id and a valid or empty interface name,
-// since both reach an IPAM plugin's environment.
+// parser that gc runs on host-local's data dir. The parser must never
+// panic. It must accept only a valid VM id and a valid or empty interface
+// name, because both reach an IPAM plugin's environment.
 func FuzzParseReservation(f *testing.F) {
 	f.Add([]byte("vm-1\r\neth0"))
 	f.Add([]byte("vm-1"))

@@ -97,7 +97,7 @@ func Names() []string {
 	return names
 }
 
-// Action is what an armed failpoint does when it is reached.
+// Action is the effect of an armed failpoint when it is reached.
 type Action string
 
 // Actions.
@@ -114,7 +114,7 @@ type Spec struct {
 	Name string
 	// Index is the attachment index the point is limited to, or -1 for any.
 	Index int
-	// Action is what happens when the point is reached.
+	// Action is the effect when the point is reached.
 	Action Action
 }
 

@@ -88,8 +88,8 @@ func TestFailpointUpKill(t *testing.T) {
 					t.Fatalf("%s after the kill: %s", cleanup[0], r)
 				}
 				if c.point == failpoint.UpCommitted && cleanup[0] == "gc" {
-					// The record says up finished: the VM is live and gc
-					// must leave it alone. down removes it.
+					// The record shows that up finished, so the VM is live
+					// and gc must leave it alone. down removes it.
 					if d := diffState(before, e.snapshot()); d != "" {
 						t.Fatalf("gc changed a live vm (-before +after):\n%s", d)
 					}

@@ -45,10 +45,11 @@ func itemKeys(items []gcItem) []string {
 }
 
 // makeOrphans leaves objects of VM ids without a usable record, as a crash
-// or a hand-deleted record would: a tap of ghost, a reservation of ghost in
-// the default network and of ghost2 in an unknown network, a lock file of
-// ghost3, a temporary record file of ghost, a corrupt record of broken with
-// its tap, and a record of killed from an up killed after IPAM ADD.
+// or a hand-deleted record would. ghost has a tap, a reservation in the
+// default network and a temporary record file. ghost2 has a reservation in
+// a network gc knows no config of, and ghost3 a lock file. broken has a
+// tap and a corrupt record. killed has the record of an up killed after
+// IPAM ADD.
 func (e *env) makeOrphans() {
 	e.t.Helper()
 	for _, id := range []string{"ghost", "broken"} {

@@ -101,7 +101,8 @@ func hostileCases() []hostileCase {
 		{
 			name: "plugin exits non-zero",
 			setup: func(e *env) {
-				// DEL succeeds, as CNI asks of a plugin for what it does not hold.
+				// DEL succeeds: CNI expects a plugin to release what it does
+				// not hold without an error.
 				e.fakePlugin("fail-ipam", `[ "$CNI_COMMAND" = DEL ] && exit 0
 echo '{"cniVersion":"1.0.0","code":11,"msg":"pool offline"}'
 exit 1

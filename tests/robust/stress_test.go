@@ -287,7 +287,8 @@ func TestKillDuringFourthUp(t *testing.T) {
 }
 
 // TestFailureAfterTapRepeated fails up after the tap exists, by exhausting
-// the range, 50 times: each failure says why and leaves nothing.
+// the range, 50 times. Each error must name the cause, and each failure
+// must leave nothing.
 func TestFailureAfterTapRepeated(t *testing.T) {
 	e := newEnv(t, "fc15")
 	e.writeNet("tiny.conf", `{"cniVersion":"1.0.0","name":"tiny","type":"ptp",
