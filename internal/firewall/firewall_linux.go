@@ -103,7 +103,7 @@ func (f *Firewall) add(p *plan) (Receipt, error) {
 	}
 
 	// Read what exists: tables, then every element the plan touches.
-	inet, netdev, err := f.tablesPresent()
+	inet, err := f.inetPresent()
 	if err != nil {
 		return receipt, err
 	}
@@ -123,14 +123,11 @@ func (f *Firewall) add(p *plan) (Receipt, error) {
 			return receipt, err
 		}
 	}
-	if !netdev {
-		f.conn.CreateTable(f.layout.netdev)
-	}
 	if err := f.queueElements(p, st); err != nil {
 		return receipt, err
 	}
 	for i := range p.guards {
-		if err := f.layout.queueGuard(f.conn, &p.guards[i], p.vm); err != nil {
+		if err := queueGuard(f.conn, &p.guards[i], p.vm); err != nil {
 			return receipt, err
 		}
 	}
@@ -141,7 +138,7 @@ func (f *Firewall) add(p *plan) (Receipt, error) {
 
 	// Send it.
 	if err := f.conn.Flush(); err != nil {
-		if (!inet || !netdev) && errors.Is(err, unix.EEXIST) {
+		if !inet && errors.Is(err, unix.EEXIST) {
 			return receipt, errLayoutRace
 		}
 		return receipt, fmt.Errorf("apply nftables batch: %w", err)
@@ -368,7 +365,7 @@ func (f *Firewall) remove(p *plan, r Receipt) error {
 			return err
 		}
 	}
-	inet, netdev, err := f.tablesPresent()
+	inet, err := f.inetPresent()
 	if err != nil {
 		return err
 	}
@@ -389,11 +386,9 @@ func (f *Firewall) remove(p *plan, r Receipt) error {
 			return err
 		}
 	}
-	if netdev {
-		for _, g := range p.guards {
-			if err := f.queueGuardRemoval(g.device, p.vm); err != nil {
-				return err
-			}
+	for _, g := range p.guards {
+		if err := f.queueGuardRemoval(g.device, p.vm); err != nil {
+			return err
 		}
 	}
 
@@ -451,10 +446,10 @@ func (f *Firewall) queueRemoval(owned []ownedElement, counts map[string]uint32, 
 	return f.queueLocalnetRelease(keys, deleting)
 }
 
-// queueGuardRemoval queues the deletion of a device's guard chain unless it
+// queueGuardRemoval queues the deletion of a device's guard table unless it
 // is gone or its rules carry another owner's id.
 func (f *Firewall) queueGuardRemoval(device, owner string) error {
-	chain := &nftables.Chain{Name: guardChainName(device), Table: f.layout.netdev}
+	chain := guardChain(device)
 	owners, exists, err := f.chainOwners(chain)
 	if err != nil || !exists {
 		return err
@@ -464,7 +459,7 @@ func (f *Firewall) queueGuardRemoval(device, owner string) error {
 			return nil
 		}
 	}
-	f.conn.DelChain(chain)
+	f.conn.DelTable(chain.Table)
 	return nil
 }
 
@@ -548,8 +543,8 @@ func (f *Firewall) removeOwner(id string) error {
 			return err
 		}
 	}
-	for _, chain := range found.chains {
-		f.conn.DelChain(chain)
+	for _, table := range found.guards {
+		f.conn.DelTable(table)
 	}
 	if err := f.conn.Flush(); err != nil {
 		return fmt.Errorf("apply nftables batch: %w", err)
@@ -562,16 +557,16 @@ type ownerScan struct {
 	ids map[string]bool
 	// elements and chains are the entries of the requested id.
 	elements []ownedElement
-	chains   []*nftables.Chain
+	guards   []*nftables.Table
 	// hasLocalnet4 is set when id relies on a route_localnet sysctl.
 	hasLocalnet4 bool
 }
 
-// owners reads every owned set and guard chain. It collects all owner ids,
+// owners reads every owned set and guard table. It collects all owner ids,
 // and the entries of id when id is not empty.
 func (f *Firewall) owners(id string) (*ownerScan, error) {
 	scan := &ownerScan{ids: map[string]bool{}}
-	inet, netdev, err := f.tablesPresent()
+	inet, err := f.inetPresent()
 	if err != nil {
 		return nil, err
 	}
@@ -593,46 +588,50 @@ func (f *Firewall) owners(id string) (*ownerScan, error) {
 			}
 		}
 	}
-	if netdev {
-		chains, err := f.conn.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	tables, err := f.guardTables()
+	if err != nil {
+		return nil, err
+	}
+	for _, table := range tables {
+		owners, exists, err := f.chainOwners(&nftables.Chain{Name: guardChainName, Table: table})
 		if err != nil {
-			return nil, fmt.Errorf("list netdev chains: %w", err)
+			return nil, err
 		}
-		for _, ch := range chains {
-			if ch.Table.Name != tableName || !strings.HasPrefix(ch.Name, guardChainPrefix) {
-				continue
-			}
-			ch.Table = f.layout.netdev
-			owners, exists, err := f.chainOwners(ch)
-			if err != nil {
-				return nil, err
-			}
-			for _, o := range owners {
-				scan.ids[o] = true
-			}
-			if exists && id != "" && slices.Equal(owners, []string{id}) {
-				scan.chains = append(scan.chains, ch)
-			}
+		for _, o := range owners {
+			scan.ids[o] = true
+		}
+		if exists && id != "" && slices.Equal(owners, []string{id}) {
+			scan.guards = append(scan.guards, table)
 		}
 	}
 	return scan, nil
 }
 
-func (f *Firewall) tablesPresent() (inet, netdev bool, err error) {
-	present := func(t *nftables.Table) (bool, error) {
-		ok, err := objectExists(f.query, unix.NFT_MSG_GETTABLE, t.Family, []netlink.Attribute{
-			{Type: unix.NFTA_TABLE_NAME, Data: []byte(t.Name + "\x00")},
-		})
-		if err != nil {
-			return false, fmt.Errorf("look up table %s: %w", t.Name, err)
+// guardTables lists the netdev tables whose name has the guard prefix.
+func (f *Firewall) guardTables() ([]*nftables.Table, error) {
+	tables, err := f.conn.ListTablesOfFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		return nil, fmt.Errorf("list netdev tables: %w", err)
+	}
+	var out []*nftables.Table
+	for _, t := range tables {
+		if strings.HasPrefix(t.Name, guardTablePrefix) {
+			out = append(out, &nftables.Table{Name: t.Name, Family: nftables.TableFamilyNetdev})
 		}
-		return ok, nil
 	}
-	if inet, err = present(f.layout.inet); err != nil {
-		return false, false, err
+	return out, nil
+}
+
+// inetPresent reports whether the inet table exists.
+func (f *Firewall) inetPresent() (bool, error) {
+	t := f.layout.inet
+	ok, err := objectExists(f.query, unix.NFT_MSG_GETTABLE, t.Family, []netlink.Attribute{
+		{Type: unix.NFTA_TABLE_NAME, Data: []byte(t.Name + "\x00")},
+	})
+	if err != nil {
+		return false, fmt.Errorf("look up table %s: %w", t.Name, err)
 	}
-	netdev, err = present(f.layout.netdev)
-	return inet, netdev, err
+	return ok, nil
 }
 
 // objectExists sends one nftables get request and reports whether the

@@ -8,19 +8,17 @@ import (
 	"github.com/google/nftables/expr"
 )
 
-// layout is the static part of the ruleset: the two tables, the sets and
-// the base chains of the inet table.
+// layout is the static part of the ruleset: the inet table with its sets
+// and base chains.
 type layout struct {
-	inet   *nftables.Table
-	netdev *nftables.Table
-	sets   map[string]*nftables.Set
+	inet *nftables.Table
+	sets map[string]*nftables.Set
 }
 
 func newLayout() *layout {
 	l := &layout{
-		inet:   &nftables.Table{Name: tableName, Family: nftables.TableFamilyINet},
-		netdev: &nftables.Table{Name: tableName, Family: nftables.TableFamilyNetdev},
-		sets:   map[string]*nftables.Set{},
+		inet: &nftables.Table{Name: tableName, Family: nftables.TableFamilyINet},
+		sets: map[string]*nftables.Set{},
 	}
 	ip4, ip6 := nftables.TypeIPAddr, nftables.TypeIP6Addr
 	proto, port := nftables.TypeInetProto, nftables.TypeInetService

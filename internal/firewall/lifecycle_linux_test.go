@@ -61,7 +61,7 @@ func TestAddRemoveLoopReturnsToBaseline(t *testing.T) {
 	if baseline.Localnet != before.Localnet || baseline.Loopback6 != before.Loopback6 {
 		t.Fatalf("first add/remove changed the device: before %+v, after %+v", before, baseline)
 	}
-	if strings.Contains(baseline.Ruleset, "elements") || strings.Contains(baseline.Ruleset, "guard_") {
+	if strings.Contains(baseline.Ruleset, "elements") || strings.Contains(baseline.Ruleset, "kvmnet-guard-") {
 		t.Fatalf("ruleset after Remove still has entries:\n%s", baseline.Ruleset)
 	}
 
@@ -132,13 +132,13 @@ func TestReusedAddress(t *testing.T) {
 			for _, want := range []string{
 				`10.100.0.3 comment "vm-2"`, // guest4 element that B took over
 				`tcp . 10002 comment "vm-2" : 10.100.0.3 . 80`,
-				"guard_kvb2",
+				"kvmnet-guard-kvb2",
 			} {
 				if !strings.Contains(rules, want) {
 					t.Errorf("ruleset lacks %q after removing vm-1:\n%s", want, rules)
 				}
 			}
-			for _, gone := range []string{`"vm-1"`, "guard_kvb1", "10001"} {
+			for _, gone := range []string{`"vm-1"`, "kvmnet-guard-kvb1", "10001"} {
 				if strings.Contains(rules, gone) {
 					t.Errorf("ruleset still has %q after removing vm-1:\n%s", gone, rules)
 				}
@@ -188,7 +188,7 @@ func TestRemoveToleratesAbsence(t *testing.T) {
 	}
 	h.mustAdd(vm)
 	h.ns.Run(t, "nft", "delete", "table", "inet", "kvmnet")
-	h.ns.Run(t, "nft", "delete", "table", "netdev", "kvmnet")
+	h.ns.Run(t, "nft", "delete", "table", "netdev", "kvmnet-guard-kvb1")
 	if err := h.remove(vm, r); err != nil {
 		t.Errorf("Remove after the tables were deleted: %v", err)
 	}

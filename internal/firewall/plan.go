@@ -34,9 +34,10 @@ const (
 	chainPostrouting = "postrouting"
 	chainForward     = "forward"
 
-	// guardChainPrefix starts the name of each per-device chain of the
-	// netdev table.
-	guardChainPrefix = "guard_"
+	// guardTablePrefix starts the name of each per-device netdev table,
+	// whose one chain is guardChainName.
+	guardTablePrefix = "kvmnet-guard-"
+	guardChainName   = "ingress"
 )
 
 // ownedSets are the sets and maps whose elements belong to one VM each and

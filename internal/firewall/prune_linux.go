@@ -18,18 +18,22 @@ func (f *Firewall) PruneIfUnused() (bool, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	inet, netdev, err := f.tablesPresent()
+	inet, err := f.inetPresent()
 	if err != nil {
 		return false, err
 	}
-	if !inet && !netdev {
+	guards, err := f.guardTables()
+	if err != nil {
+		return false, err
+	}
+	if !inet && len(guards) == 0 {
 		return false, nil
 	}
 	if inet {
 		f.conn.DelTable(f.layout.inet)
 	}
-	if netdev {
-		f.conn.DelTable(f.layout.netdev)
+	for _, table := range guards {
+		f.conn.DelTable(table)
 	}
 	if err := f.conn.Flush(); err != nil {
 		return false, fmt.Errorf("delete unused kvmnet tables: %w", err)
