@@ -394,7 +394,7 @@ func (g *gcRun) collectBridges() {
 			}
 			if g.dryRun {
 				// Links the dry run would delete still hold their bridge.
-				if unused, err := bridgeUnused(name, g.removedLinks); err == nil && unused {
+				if unused, err := bridgeUnused(name, g.removedLinks, false); err == nil && unused {
 					g.items = append(g.items, GCItem{Kind: GCBridge, Object: name, Action: "delete"})
 				}
 				continue
@@ -407,7 +407,7 @@ func (g *gcRun) collectBridges() {
 				g.items = append(g.items, GCItem{Kind: GCBridge, Object: name, Action: "delete", Done: true})
 			}
 		}
-		return nil
+		return g.collectBridgeAddrs(h)
 	})
 	if err != nil {
 		g.errs = append(g.errs, fmt.Errorf("gc: bridges: %w", err))
@@ -430,10 +430,49 @@ func retryDump(dump func() error) error {
 	return err
 }
 
+// collectBridgeAddrs removes the gateway addresses that kvmnet added to
+// bridges it did not create, once no link of kvmnet is enslaved to them.
+// They are listed in <state-dir>/bridges, which down normally empties.
+// The caller holds the shared lock.
+func (g *gcRun) collectBridgeAddrs(h *link.Handle) error {
+	entries, err := os.ReadDir(filepath.Join(g.m.opts.StateDir, "bridges"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list bridge address lists: %w", err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !validIfName(name) {
+			continue
+		}
+		addrs, err := g.m.readBridgeAddrs(name)
+		if err != nil || len(addrs) == 0 {
+			continue
+		}
+		unused, err := bridgeUnused(name, g.removedLinks, true)
+		if err != nil || !unused {
+			continue
+		}
+		object := fmt.Sprintf("%s %v", name, addrs)
+		g.do(GCItem{Kind: GCBridge, Object: object, Action: "remove gateway addresses of"}, func() error {
+			return g.m.releaseBridge(h, "", name)
+		})
+	}
+	return nil
+}
+
 // bridgeUnused reports whether every link enslaved to bridge name is in
 // removed, so that a run that removes those links would delete the bridge.
-func bridgeUnused(name string, removed map[string]bool) (bool, error) {
+// With ownedOnly, only links with a kvmnet alias count. A missing bridge
+// is unused.
+func bridgeUnused(name string, removed map[string]bool, ownedOnly bool) (bool, error) {
 	br, err := netlink.LinkByName(name)
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return true, nil
+	}
 	if err != nil {
 		return false, err
 	}
@@ -447,6 +486,9 @@ func bridgeUnused(name string, removed map[string]bool) (bool, error) {
 		return false, err
 	}
 	for _, l := range all {
+		if ownedOnly && !strings.HasPrefix(l.Attrs().Alias, link.AliasPrefix) {
+			continue
+		}
 		if l.Attrs().MasterIndex == br.Attrs().Index && !removed[l.Attrs().Name] {
 			return false, nil
 		}

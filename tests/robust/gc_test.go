@@ -208,3 +208,40 @@ func TestGCHumanOutput(t *testing.T) {
 		t.Errorf("gc output:\n%s", out)
 	}
 }
+
+// TestGCBridgeGatewayAddress leaves the gateway address kvmnet put on a
+// bridge it did not create, with no record to remove it, and checks gc
+// removes it and keeps the bridge.
+func TestGCBridgeGatewayAddress(t *testing.T) {
+	e := newEnv(t, "gcbr")
+	e.ns.Run(t, "ip", "link", "add", "kvmtpre", "type", "bridge")
+	e.writeNet("pre.conf", `{"cniVersion":"1.0.0","name":"pre","type":"bridge","bridge":"kvmtpre","isGateway":true,
+ "ipam":{"type":"host-local","subnet":"198.51.100.0/24","dataDir":"IPAMDIR"}}`)
+	base := e.warmUp("pre")
+
+	e.mustRun("up", "lost", "--net", "pre")
+	r := e.runEnv([]string{failpoint.EnvVar + "=" + failpoint.DownLinkRemoved + ":kill"}, "down", "lost")
+	if !r.killed {
+		t.Fatalf("down did not die at the failpoint: %s", r)
+	}
+	// The record is lost, as if deleted by hand.
+	if err := os.Remove(filepath.Join(e.stateDir, "lost.json")); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ns.Snapshot(t).AddrsOf("kvmtpre"); !slices.Contains(got, "198.51.100.1/24") {
+		t.Fatalf("bridge addresses before gc = %v, want the gateway", got)
+	}
+
+	dry := itemKeys(e.gc("--dry-run"))
+	if !slices.Contains(dry, "bridge  kvmtpre [198.51.100.1/24]") {
+		t.Errorf("dry run does not list the gateway address: %q", dry)
+	}
+	items := e.gc()
+	if got := itemKeys(items); !slices.Contains(got, "bridge  kvmtpre [198.51.100.1/24]") {
+		t.Errorf("gc does not list the gateway address: %q", got)
+	}
+	e.requireBaseline(base, "after gc")
+	if _, ok := e.ns.Snapshot(t).Link("kvmtpre"); !ok {
+		t.Error("gc deleted a bridge kvmnet did not create")
+	}
+}
