@@ -1,7 +1,6 @@
 package firewall
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 
@@ -76,21 +75,6 @@ func (h *fwHost) ruleset() string {
 	return h.ns.Run(h.t, "nft", "list", "ruleset")
 }
 
-func mustMAC(s string) net.HardwareAddr {
-	mac, err := net.ParseMAC(s)
-	if err != nil {
-		panic(err)
-	}
-	return mac
-}
-
-func prefixes(s ...string) []netip.Prefix {
-	out := make([]netip.Prefix, len(s))
-	for i, p := range s {
-		out[i] = netip.MustParsePrefix(p)
-	}
-	return out
-}
 
 // lab is a host namespace with a firewall, and a peer namespace standing for
 // another host on the uplink 192.0.2.0/24 and fd00:9::/64. The peer has no
