@@ -75,7 +75,6 @@ func (h *fwHost) ruleset() string {
 	return h.ns.Run(h.t, "nft", "list", "ruleset")
 }
 
-
 // lab is a host namespace with a firewall, and a peer namespace standing for
 // another host on the uplink 192.0.2.0/24 and fd00:9::/64. The peer has no
 // route to any guest subnet, so its traffic reaches a guest only through
