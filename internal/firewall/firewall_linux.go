@@ -16,10 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Firewall changes kvmnet's nftables tables in one network namespace: the
-// namespace of the thread that called New. Its methods may be called from
-// any goroutine, one at a time; those that set or restore route_localnet
-// must run on a thread in that namespace (see Add).
+// Firewall changes kvmnet's nftables tables in the network namespace of the
+// thread that called New. Its methods may be called from any goroutine, one
+// at a time. Add and Remove must run on a thread in that namespace when
+// they set or restore route_localnet.
 type Firewall struct {
 	mu     sync.Mutex
 	conn   *nftables.Conn // batches and dumps

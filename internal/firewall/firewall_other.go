@@ -2,7 +2,7 @@
 
 package firewall
 
-// Firewall is unavailable outside Linux; every method returns
+// Firewall is unavailable outside Linux. Every method returns
 // ErrUnsupported.
 type Firewall struct{}
 

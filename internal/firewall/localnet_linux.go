@@ -13,9 +13,10 @@ import (
 )
 
 // Forwards reached from the host's loopback address need one change on the
-// device toward the guest (the tap, or the bridge it is enslaved to),
-// because the guest's replies come back through that device with the
-// loopback address as destination once conntrack undoes the NAT:
+// device toward the guest: the tap, or the bridge it is enslaved to. Once
+// conntrack undoes the NAT, the guest's replies come back through that
+// device with the loopback address as destination, and the kernel drops
+// them unless:
 //
 //   - IPv4: the sysctl net.ipv4.conf.<dev>.route_localnet=1, without which
 //     routing drops 127.0.0.0/8 on a non-loopback device.
@@ -44,7 +45,7 @@ func localnetSets(ipv6 bool) (users, changed string) {
 
 // queueLocalnet records the loopback changes of the plan in the receipt,
 // queues a localnetN_changed element for each device that kvmnet changes,
-// and returns those devices; Add changes them after the batch.
+// and returns those devices. Add changes them after the batch.
 func (f *Firewall) queueLocalnet(p *plan, st *state, receipt *Receipt) ([]localnetKey, error) {
 	var toEnable []localnetKey
 	done := map[localnetKey]bool{}
