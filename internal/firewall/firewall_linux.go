@@ -167,6 +167,8 @@ type state struct {
 	// markers holds, for the loopback devices of the plan, whether they are
 	// in localnetN_changed.
 	markers map[localnetKey]bool
+	// subnets is the content of subnet4 and subnet6.
+	subnets subnetCounts
 }
 
 func (f *Firewall) readState(p *plan, inetPresent bool) (*state, error) {
@@ -175,10 +177,16 @@ func (f *Firewall) readState(p *plan, inetPresent bool) (*state, error) {
 		anyClaim: map[int]*stored{},
 		counts:   map[string]uint32{},
 		markers:  map[localnetKey]bool{},
+		subnets:  subnetCounts{},
 	}
 	if !inetPresent {
 		return st, nil
 	}
+	subnets, err := f.readSubnets()
+	if err != nil {
+		return nil, err
+	}
+	st.subnets = subnets
 	sets := f.layout.sets
 	var queries []elementQuery
 	for _, e := range p.elements {
@@ -320,7 +328,9 @@ func (f *Firewall) queueElements(p *plan, st *state) error {
 			return err
 		}
 	}
-	return nil
+	deltas := subnetDeltas{}
+	deltas.addGuests(p, st)
+	return f.queueSubnets(st.subnets, deltas)
 }
 
 // queueCount replaces a dnat_addr_count element; a count of 0 deletes it.
@@ -382,7 +392,7 @@ func (f *Firewall) remove(p *plan, r Receipt) error {
 				owned = append(owned, ownedElement{set: e.set, elem: old})
 			}
 		}
-		if release, err = f.queueRemoval(owned, st.counts, keys); err != nil {
+		if release, err = f.queueRemoval(owned, st.counts, st.subnets, keys); err != nil {
 			return err
 		}
 	}
@@ -408,8 +418,9 @@ type ownedElement struct {
 // devices that lose their last user. counts holds the current count by key
 // for every count the elements touch. It returns the devices whose loopback
 // change must be undone after the batch.
-func (f *Firewall) queueRemoval(owned []ownedElement, counts map[string]uint32, keys []localnetKey) ([]localnetKey, error) {
+func (f *Firewall) queueRemoval(owned []ownedElement, counts map[string]uint32, subnets subnetCounts, keys []localnetKey) ([]localnetKey, error) {
 	bySet := map[string][]nftables.SetElement{}
+	deltas := subnetDeltas{}
 	var order []string
 	decrements := map[string]uint32{}
 	deleting := map[string]bool{}
@@ -420,6 +431,9 @@ func (f *Firewall) queueRemoval(owned []ownedElement, counts map[string]uint32, 
 		bySet[o.set] = append(bySet[o.set], nftables.SetElement{Key: o.elem.key, KeyEnd: o.elem.keyEnd})
 		if c, ok := claimFromKey(o.set, o.elem.key); ok && c.hostIP.IsValid() {
 			decrements[string(c.countKey())]++
+		}
+		if o.set == setGuest4 || o.set == setGuest6 {
+			deltas.change(o.set, o.elem.value, -1, false)
 		}
 		if o.set == setLocalnet4Users || o.set == setLocalnet6Users {
 			deleting[o.set+string(o.elem.key)] = true
@@ -439,6 +453,9 @@ func (f *Firewall) queueRemoval(owned []ownedElement, counts map[string]uint32, 
 		if err := f.queueCount(key, old, old-min(old, decrements[key])); err != nil {
 			return nil, err
 		}
+	}
+	if err := f.queueSubnets(subnets, deltas); err != nil {
+		return nil, err
 	}
 	if len(keys) == 0 {
 		return nil, nil
@@ -539,7 +556,11 @@ func (f *Firewall) removeOwner(id string) error {
 				counts[string(e.Key)] = binaryutil.BigEndian.Uint32(e.Val)
 			}
 		}
-		if release, err = f.queueRemoval(found.elements, counts, nil); err != nil {
+		subnets, err := f.readSubnets()
+		if err != nil {
+			return err
+		}
+		if release, err = f.queueRemoval(found.elements, counts, subnets, nil); err != nil {
 			return err
 		}
 	}

@@ -25,16 +25,16 @@ func newLayout() *layout {
 	plain := func(name string, key nftables.SetDatatype) {
 		l.sets[name] = &nftables.Set{Table: l.inet, Name: name, KeyType: key}
 	}
-	interval := func(name string, key ...nftables.SetDatatype) {
-		l.sets[name] = &nftables.Set{Table: l.inet, Name: name, KeyType: concatType(key...), Interval: true, Concatenation: true}
+	interval := func(name string, key, data nftables.SetDatatype) {
+		l.sets[name] = &nftables.Set{Table: l.inet, Name: name, KeyType: key, DataType: data, IsMap: true, Interval: true, Concatenation: true}
 	}
 	dataMap := func(name string, key, data nftables.SetDatatype) {
 		l.sets[name] = &nftables.Set{Table: l.inet, Name: name, KeyType: key, DataType: data, IsMap: true}
 	}
-	plain(setGuest4, ip4)
-	plain(setGuest6, ip6)
-	interval(setSubnet4, ip4, ip4)
-	interval(setSubnet6, ip6, ip6)
+	dataMap(setGuest4, ip4, concatType(ip4, ip4))
+	dataMap(setGuest6, ip6, concatType(ip6, ip6))
+	interval(setSubnet4, concatType(ip4, ip4), nftables.TypeMark)
+	interval(setSubnet6, concatType(ip6, ip6), nftables.TypeMark)
 	plain(setMasquerade4, ip4)
 	plain(setMasquerade6, ip6)
 	plain(setIsolated4, ip4)

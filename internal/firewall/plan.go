@@ -43,7 +43,7 @@ const (
 // ownedSets are the sets and maps whose elements belong to one VM each and
 // carry its id as comment, in the order Owners and RemoveOwner read them.
 var ownedSets = []string{
-	setGuest4, setGuest6, setSubnet4, setSubnet6,
+	setGuest4, setGuest6,
 	setMasquerade4, setMasquerade6, setIsolated4, setIsolated6,
 	mapDNAT4Any, mapDNAT4Addr, mapDNAT6Any, mapDNAT6Addr,
 	setLocalnet4Users, setLocalnet6Users,
@@ -171,8 +171,7 @@ func (p *plan) addAttachment(a *Attachment, seen map[string]bool) error {
 		}
 		first, last := prefixRange(prefix.Masked())
 		entries := []element{
-			{set: pick(is4, setGuest4, setGuest6), key: addr.AsSlice()},
-			{set: pick(is4, setSubnet4, setSubnet6), key: concat(addr.AsSlice(), first.AsSlice()), keyEnd: concat(addr.AsSlice(), last.AsSlice())},
+			{set: pick(is4, setGuest4, setGuest6), key: addr.AsSlice(), value: concat(first.AsSlice(), last.AsSlice())},
 		}
 		switch {
 		case a.Isolated:
@@ -244,6 +243,22 @@ func forwardElements(pf *PortForward) []element {
 		out = append(out, e)
 	}
 	return out
+}
+
+// subnetOf returns the subnet4 or subnet6 element of a guest4 or guest6
+// element's value (first . last address of the subnet): the interval from
+// first . first to last . last.
+func subnetOf(guestSet string, value []byte) (set string, key, keyEnd []byte, ok bool) {
+	size := 4
+	set = setSubnet4
+	if guestSet == setGuest6 {
+		size, set = 16, setSubnet6
+	}
+	if len(value) != 2*size {
+		return "", nil, nil, false
+	}
+	first, last := value[:size], value[size:]
+	return set, concat(first, first), concat(last, last), true
 }
 
 // claimFromKey decodes the port claim of a DNAT map element key, for
