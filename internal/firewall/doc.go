@@ -10,18 +10,20 @@
 // rules are static; per-VM state is elements of its sets and maps, each
 // with the VM id as comment:
 //
-//	guest4, guest6            every guest address
-//	subnet4, subnet6          guest address . its subnet (interval), for "same subnet"
+//	guest4, guest6            guest address : first . last address of its subnet
 //	masquerade4, masquerade6  guest addresses whose traffic is masqueraded
 //	isolated4, isolated6      guest addresses of isolated attachments
 //	dnat4_any, dnat6_any      proto . host port : guest address . guest port
 //	dnat4_addr, dnat6_addr    host address . proto . host port : guest address . guest port
 //	localnet4_users, ..6..    device . guest address, for forwards reached from loopback
 //
-// Three sets have no owner: dnat_addr_count counts the forwards on
-// specific host addresses per family, protocol and port, and
-// localnet4_changed and localnet6_changed hold the devices where kvmnet
-// made the loopback change described below.
+// Five sets have no owner. subnet4 and subnet6 hold one interval element
+// per guest subnet, first . first to last . last, so that `saddr . daddr
+// @subnet4` matches two addresses of one subnet; the data counts the guest
+// addresses in it. dnat_addr_count counts the forwards on specific host
+// addresses per family, protocol and port. localnet4_changed and
+// localnet6_changed hold the devices where kvmnet made the loopback change
+// described below.
 //
 // The chains:
 //
@@ -44,18 +46,24 @@
 // they see bridged frames with the bridge, not the tap, as input device.
 // Each anti-spoofed device therefore gets a table netdev
 // kvmnet-guard-<device> with one ingress chain on the device, whose rules
-// carry the VM id as comment. They drop frames whose source MAC is not the
-// guest's, ethertypes other than ARP, IPv4 and IPv6 (VLAN tags included),
-// ARP whose sender MAC or IP is not the guest's (sender 0.0.0.0 allowed for
-// address probes), IPv4 from other addresses (0.0.0.0 allowed for DHCP
-// requests), IPv6 from other addresses than the guest's and link-local ones
-// (:: allowed for duplicate address detection and MLD reports), router
-// advertisements and redirects, and neighbor advertisements for targets
-// other than the guest's addresses and link-local ones. Any fe80::/10
-// source passes, because the MAC is already checked and guests pick their
-// own link-local addresses. One table per device, not one shared table,
-// because the kernel validates every base chain of a table when a batch adds
-// a rule with a verdict to it, which made Add grow with the number of VMs.
+// carry the VM id as comment. They drop:
+//
+//   - frames whose source MAC is not the guest's;
+//   - ethertypes other than ARP, IPv4 and IPv6, VLAN tags included;
+//   - ARP whose sender MAC or IP is not the guest's, except sender 0.0.0.0
+//     (address probes);
+//   - IPv4 from other addresses, except DHCP requests from 0.0.0.0;
+//   - IPv6 from addresses that are neither the guest's nor link-local,
+//     except duplicate address detection and MLD reports from ::;
+//   - router advertisements and redirects;
+//   - neighbor advertisements for targets that are neither the guest's
+//     addresses nor link-local.
+//
+// Any fe80::/10 source passes, because the MAC is already checked and
+// guests pick their own link-local addresses. Each device has a table of
+// its own, because the kernel validates every base chain of a table when a
+// batch adds a rule with a verdict to it. With one shared table, Add grew
+// with the number of VMs.
 //
 // Add, Remove and RemoveOwner each change all of this in one atomic batch.
 // Add creates the inet table with its sets and chains in the same batch as
@@ -105,13 +113,12 @@
 //
 // Add reads only the elements it is about to write, with one
 // NFT_MSG_GETSETELEM request per key, so its own cost does not depend on the
-// number of VMs. The exceptions: a forward on every host address of a port
-// that dnat_addr_count shows forwarded on a specific address reads the DNAT
-// maps of specific addresses to find the owner; the kernel copies the
-// lookup tables of an interval set with concatenated keys (subnet4,
-// subnet6) in every batch that changes it, which grows with the number of
-// guest addresses; and Remove reads the localnetN sets, so it grows with the
-// number of VMs that have forwards. Owners and RemoveOwner read every set.
+// number of VMs. It also reads subnet4 and subnet6, which grow with the
+// number of networks only. The exceptions: a forward on every host address
+// of a port that dnat_addr_count shows forwarded on a specific address reads
+// the DNAT maps of specific addresses to find the owner, and Remove reads
+// the localnetN_users sets, so it grows with the number of VMs that have
+// forwards. Owners and RemoveOwner read every set.
 //
 // Batches from different processes must not interleave a read and a write:
 // callers serialize Add, Remove and RemoveOwner (kvmnet holds its state
@@ -125,8 +132,10 @@
 //     most likely has no effect on macvtap attachments. No test covers
 //     macvtap.
 //   - Subnets decide who may talk to whom: guests of one network in
-//     different subnets of one family count as different networks, and
-//     guest addresses must be unique in the namespace.
+//     different subnets of one family count as different networks. Guest
+//     addresses must be unique in the namespace, and the subnets of
+//     different networks must not overlap (the kernel rejects the second
+//     subnet4 element).
 //   - Neighbor discovery options (source and target link-layer address)
 //     are not inspected; a guest can only announce its own addresses, but
 //     with another MAC.

@@ -15,16 +15,16 @@ import (
 // Forwards reached from the host's loopback address need one change on the
 // device toward the guest: the tap, or the bridge it is enslaved to. Once
 // conntrack undoes the NAT, the guest's replies come back through that
-// device with the loopback address as destination, and the kernel drops
-// them unless:
+// device with the loopback address as destination. The kernel drops them
+// unless the device has:
 //
-//   - IPv4: the sysctl net.ipv4.conf.<dev>.route_localnet=1, without which
+//   - IPv4: the sysctl net.ipv4.conf.<dev>.route_localnet=1. Without it,
 //     routing drops 127.0.0.0/8 on a non-loopback device.
 //   - IPv6: the route `local ::1 dev <dev> table local`. The route lookup
 //     for a loopback destination only takes routes of the input device, so
 //     without it the reply counts as Ip6InNoRoutes and is dropped.
-//     Packets from the wire to ::1 never get that far: ipv6_rcv drops them
-//     before any hook, so the route lets in only NATed replies.
+//     Packets from the wire to ::1 never get that far, because ipv6_rcv
+//     drops them before any hook. The route lets in only NATed replies.
 //
 // Per family, localnetN_users holds one element per guest address that
 // relies on a device, and localnetN_changed the devices where kvmnet made

@@ -11,12 +11,12 @@ import (
 // subnet4 and subnet6 hold one element per guest subnet, not per guest:
 // first . first to last . last, so that `saddr . daddr @subnet4` matches two
 // addresses of one subnet. The kernel copies the whole lookup table of such
-// an interval set in every batch that changes it, so an element per guest
-// made Add grow with the number of VMs (about 1 ms per Add at 1000 IPv6
-// guests on the 2-core test machine). The element's data counts the guest
-// addresses in the subnet, and the last one to go deletes it. A guest
-// element's data names its subnet, so that Remove and RemoveOwner know which
-// count to lower.
+// an interval set in every batch that changes it. With an element per
+// guest, adding one element to subnet6 took 1.0 ms at 1000 elements
+// against 0.16 ms at one (median of 21 batches, 2-core VM, kernel 6.18).
+// The element's data counts the guest addresses in the subnet, and the last
+// one to go deletes it. A guest element's data names its subnet, so that
+// Remove and RemoveOwner know which count to lower.
 
 // subnetCounts is the content of subnet4 and subnet6, by subnetID.
 type subnetCounts map[string]*stored
