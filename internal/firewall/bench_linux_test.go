@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// BenchmarkAddWithExisting measures Add of one VM (one bridged attachment
-// with an IPv4 and an IPv6 address, masquerade, anti-spoofing and one
-// forwarded port per family) while N other such VMs exist. The VM is
-// removed again outside the timed part. Besides ns/op it reports the median
-// of the single Adds, which a busy machine disturbs less.
+// BenchmarkAddWithExisting measures Add of one VM while N other such VMs
+// exist. Each VM has one bridged attachment with an IPv4 and an IPv6
+// address, masquerade, anti-spoofing and one forwarded port per family. The
+// VM is removed again outside the timed part. Besides ns/op the benchmark
+// reports the median of the single Adds, which a busy machine disturbs less.
 func BenchmarkAddWithExisting(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {

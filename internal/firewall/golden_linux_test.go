@@ -15,10 +15,11 @@ var update = flag.Bool("update", false, "rewrite testdata/ruleset.golden from th
 
 const goldenPath = "testdata/ruleset.golden"
 
-// goldenVMs are three VMs that together use every kind of entry: bridged
-// and ptp attachments, masquerade for both families, isolation,
-// anti-spoofing with one and two addresses per family, and forwards on
-// every host address, on specific addresses, on 127.0.0.1 and of a range.
+// goldenVMs are three VMs that together use every kind of entry. They have
+// bridged and ptp attachments, masquerade for both families, isolation, and
+// anti-spoofing with one and two addresses per family. Their forwards listen
+// on every host address, on specific addresses and on 127.0.0.1, and one
+// covers a range.
 func goldenVMs() []VM {
 	web4, web6 := netip.MustParseAddr("10.88.0.2"), netip.MustParseAddr("fd00:88::2")
 	db4 := netip.MustParseAddr("10.89.0.2")

@@ -31,7 +31,7 @@ func TestMasquerade(t *testing.T) {
 	serveTCP(t, l.peer, addrPort(peerAddr4, 7000))
 	serveTCP(t, l.peer, addrPort(peerAddr6, 7000))
 
-	// Without masquerade the peer cannot answer: it has no route back.
+	// Without masquerade the peer cannot reply, because it has no route back.
 	mustNotReach(t, g.ns, "", addrPort(peerAddr4, 7000))
 
 	a := g.attachment("net1")

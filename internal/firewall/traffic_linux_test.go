@@ -16,11 +16,11 @@ const (
 	// reachTimeout bounds a connection that must succeed.
 	reachTimeout = 3 * time.Second
 	// blockTimeout bounds a connection that must fail: a dropped SYN or
-	// datagram gets no answer at all.
+	// datagram gets no reply at all.
 	blockTimeout = 700 * time.Millisecond
 )
 
-// serveTCP listens on addr inside ns and answers each connection with the
+// serveTCP listens on addr inside ns and replies to each connection with the
 // client address it sees, then closes the connection. The socket is created
 // on a thread in ns, so it stays in ns.
 func serveTCP(t testing.TB, ns *testenv.NS, addr string) {
@@ -48,7 +48,7 @@ func serveTCP(t testing.TB, ns *testenv.NS, addr string) {
 	}()
 }
 
-// serveUDP answers each datagram to addr inside ns with the client address
+// serveUDP replies to each datagram to addr inside ns with the client address
 // it sees.
 func serveUDP(t testing.TB, ns *testenv.NS, addr string) {
 	t.Helper()
