@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kvmnet/kvmnet/internal/netns"
+	"github.com/kvmnet/kvmnet/internal/testenv"
 )
 
 // kernelState is what a VM's Add may change in the host namespace.
@@ -274,4 +275,24 @@ func withoutLinkLocal(routes string) string {
 		}
 	}
 	return strings.Join(kept, "\n")
+}
+
+func TestAddFromOtherNamespaceRejected(t *testing.T) {
+	h := newBridgeHost(t)
+	other := testenv.NewNS(t, "fwo")
+	other.Run(t, "ip", "link", "add", "kvbr0", "type", "bridge")
+	vm := bridgedVM(1)
+	err := netns.Do(other.Path, func() error {
+		_, err := h.fw.Add(vm)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "not in the network namespace") {
+		t.Errorf("Add on a thread in another namespace = %v, want an error about the namespace", err)
+	}
+	if got := h.ruleset(); got != "" {
+		t.Errorf("rejected Add left a ruleset:\n%s", got)
+	}
+	if got := strings.TrimSpace(other.Run(t, "sysctl", "-n", "net.ipv4.conf.kvbr0.route_localnet")); got != "0" {
+		t.Errorf("route_localnet of the other namespace's bridge = %s, want 0", got)
+	}
 }
