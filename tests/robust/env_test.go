@@ -73,6 +73,10 @@ func newEnv(t testing.TB, prefix string) *env {
 	return e
 }
 
+// devDir holds the macvtap device nodes. It is inside the state dir, so
+// that the residue check covers it.
+func (e *env) devDir() string { return filepath.Join(e.stateDir, "dev") }
+
 // ipamDir is the host-local data dir of the built-in networks. The test
 // networks keep their reservations there too.
 func (e *env) ipamDir() string { return filepath.Join(e.stateDir, "ipam") }
@@ -103,8 +107,8 @@ func (r result) String() string {
 // command returns the kvmnet command with args inside the namespace, with
 // extra environment variables.
 func (e *env) command(extraEnv []string, args ...string) *exec.Cmd {
-	full := []string{"netns", "exec", e.ns.Name, e.bin,
-		"--state-dir", e.stateDir, "--net-dir", e.netDir, "--cni-path", strings.Join(e.cniPath, ":")}
+	full := []string{"netns", "exec", e.ns.Name, e.bin, "--state-dir", e.stateDir, "--dev-dir", e.devDir(),
+		"--net-dir", e.netDir, "--cni-path", strings.Join(e.cniPath, ":")}
 	cmd := exec.Command("ip", append(full, args...)...)
 	cmd.Env = append(os.Environ(), extraEnv...)
 	return cmd
@@ -240,6 +244,20 @@ func (e *env) requireBaseline(base state, when string) {
 // is sent to it.
 const bridgeNet = `{"cniVersion":"1.0.0","name":"br","type":"bridge","bridge":"kvmtbr0","isGateway":true,"ipMasq":true,
  "ipam":{"type":"host-local","subnet":"192.0.2.0/24","dataDir":"IPAMDIR"}}`
+
+// macvlanNet is a third network for failpoint walks: a macvtap on the
+// veth kvmtm0 that addMacvlanMaster creates. 203.0.113.0/24 is a
+// documentation range; no traffic is sent to it.
+const macvlanNet = `{"cniVersion":"1.0.0","name":"mv","type":"macvlan","master":"kvmtm0","mode":"bridge",
+ "ipam":{"type":"host-local","subnet":"203.0.113.0/24","dataDir":"IPAMDIR"}}`
+
+// addMacvlanMaster creates the veth pair kvmtm0/kvmtm1 in the namespace as
+// the master link of macvlanNet.
+func (e *env) addMacvlanMaster() {
+	e.t.Helper()
+	e.ns.Run(e.t, "ip", "link", "add", "kvmtm0", "type", "veth", "peer", "name", "kvmtm1")
+	e.ns.Run(e.t, "ip", "link", "set", "kvmtm0", "up")
+}
 
 // warmUp brings one VM up and down, so that what the first use creates
 // and later ones keep (the nftables table, forwarding sysctls, host-local's

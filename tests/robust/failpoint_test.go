@@ -27,14 +27,16 @@ func (c fpCase) String() string {
 	return fmt.Sprintf("%s@%d", c.point, c.index)
 }
 
-// unreached lists the failpoints that a VM with the networks default (ptp)
-// and br (bridge) never reaches, and why.
+// unreached lists the failpoints that a VM with the networks default
+// (ptp), br (bridge) and mv (macvlan) never reaches, and why.
 var unreached = map[string]string{
-	failpoint.UpRouteAdded + "@1": "a bridge network adds no host route",
+	failpoint.UpRouteAdded + "@1":   "a bridge network adds no host route",
+	failpoint.UpRouteAdded + "@2":   "a macvlan network adds no host route",
+	failpoint.UpAddressAdded + "@2": "a macvlan network adds no host address",
 }
 
 // fpCases returns every failpoint whose name starts with prefix, once per
-// attachment of a VM on default and br where the point is per attachment.
+// attachment of a VM on fpNets where the point is per attachment.
 func fpCases(t *testing.T, prefix string) []fpCase {
 	var cases []fpCase
 	for _, p := range failpoint.Points() {
@@ -46,7 +48,7 @@ func fpCases(t *testing.T, prefix string) []fpCase {
 		case p.BridgeOnly:
 			indexes = []int{1}
 		case p.PerAttachment:
-			indexes = []int{0, 1}
+			indexes = []int{0, 1, 2}
 		}
 		for _, i := range indexes {
 			c := fpCase{point: p.Name, index: i}
@@ -61,14 +63,23 @@ func fpCases(t *testing.T, prefix string) []fpCase {
 	return cases
 }
 
-const fpNets = "default,br"
+// fpNets are the networks of the VM that the failpoint walks bring up.
+const fpNets = "default,br,mv"
+
+// newFailpointEnv returns an env with the networks of fpNets and the
+// baseline after one VM went up and down on them.
+func newFailpointEnv(t *testing.T, prefix string) (*env, state) {
+	e := newEnv(t, prefix)
+	e.addMacvlanMaster()
+	e.writeNet("br.conf", bridgeNet)
+	e.writeNet("mv.conf", macvlanNet)
+	return e, e.warmUp(fpNets)
+}
 
 // TestFailpointUpKill kills up at every failpoint, then checks that down,
 // or else gc, completes the teardown and leaves the baseline.
 func TestFailpointUpKill(t *testing.T) {
-	e := newEnv(t, "fpuk")
-	e.writeNet("br.conf", bridgeNet)
-	base := e.warmUp(fpNets)
+	e, base := newFailpointEnv(t, "fpuk")
 	for _, c := range fpCases(t, "up.") {
 		for _, cleanup := range [][]string{{"down", "fp-vm"}, {"gc"}} {
 			t.Run(c.String()+"/"+cleanup[0], func(t *testing.T) {
@@ -104,9 +115,7 @@ func TestFailpointUpKill(t *testing.T) {
 // TestFailpointUpFail makes up fail at every failpoint, then checks the
 // error names the step and the undo leaves the baseline.
 func TestFailpointUpFail(t *testing.T) {
-	e := newEnv(t, "fpuf")
-	e.writeNet("br.conf", bridgeNet)
-	base := e.warmUp(fpNets)
+	e, base := newFailpointEnv(t, "fpuf")
 	for _, c := range fpCases(t, "up.") {
 		t.Run(c.String(), func(t *testing.T) {
 			e.t = t
@@ -128,9 +137,7 @@ func TestFailpointUpFail(t *testing.T) {
 // TestFailpointDownKill kills down at every failpoint, then checks that a
 // second down completes and leaves the baseline.
 func TestFailpointDownKill(t *testing.T) {
-	e := newEnv(t, "fpdk")
-	e.writeNet("br.conf", bridgeNet)
-	base := e.warmUp(fpNets)
+	e, base := newFailpointEnv(t, "fpdk")
 	for _, c := range fpCases(t, "down.") {
 		t.Run(c.String(), func(t *testing.T) {
 			e.t = t
@@ -150,9 +157,7 @@ func TestFailpointDownKill(t *testing.T) {
 // TestFailpointDownFail makes down fail at every failpoint, then checks
 // the error names the step and a second down leaves the baseline.
 func TestFailpointDownFail(t *testing.T) {
-	e := newEnv(t, "fpdf")
-	e.writeNet("br.conf", bridgeNet)
-	base := e.warmUp(fpNets)
+	e, base := newFailpointEnv(t, "fpdf")
 	for _, c := range fpCases(t, "down.") {
 		t.Run(c.String(), func(t *testing.T) {
 			e.t = t
