@@ -373,7 +373,7 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 	if err := failpoint.Inject(failpoint.UpIPAMStartedSaved, i); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
-	raw, ipamRes, err := ipam.Add(ctx, m.ipamRequest(rec.VM, a))
+	raw, ipamRes, err := m.ipamAdd(ctx, m.ipamRequest(rec.VM, a))
 	if err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
@@ -400,6 +400,24 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 		return ifc, cniresult.DNS{}, err
 	}
 	return ifc, ipamRes.DNS, nil
+}
+
+// ipamAdd runs IPAM ADD, and after a failure releases the reservation and
+// tries once more. A reservation that this VM id still holds makes
+// host-local reject the ADD as a duplicate. That happens when a plugin
+// outlived a killed up and finished its ADD after down or gc released the
+// VM. No record owns such a reservation, and the caller holds the VM's
+// lock, so releasing it cannot take an address from a live VM.
+func (m *Manager) ipamAdd(ctx context.Context, req ipam.Request) (json.RawMessage, cniresult.Result, error) {
+	raw, res, err := ipam.Add(ctx, req)
+	if err == nil || ctx.Err() != nil {
+		return raw, res, err
+	}
+	if delErr := ipam.Del(ctx, req); delErr != nil {
+		return nil, cniresult.Result{}, err
+	}
+	m.log.Info("IPAM ADD failed; released the vm's reservations and retrying once", "vm", req.ContainerID, "err", err)
+	return ipam.Add(ctx, req)
 }
 
 func (m *Manager) ipamRequest(id string, a *state.Attachment) ipam.Request {

@@ -334,3 +334,24 @@ func TestDownIdempotent(t *testing.T) {
 	e.mustRun("down", "by-hand")
 	e.requireBaseline(base, "after down of a vm whose taps were deleted by hand")
 }
+
+// TestUpReleasesStaleReservation leaves a reservation of a VM id without a
+// record, as a plugin that outlived a killed up leaves it, and checks that
+// the next up of that id succeeds and down leaves the baseline.
+func TestUpReleasesStaleReservation(t *testing.T) {
+	e := newEnv(t, "stale")
+	base := e.warmUp("default")
+	stale := filepath.Join(e.ipamDir(), "default", "172.16.28.77")
+	if err := os.WriteFile(stale, []byte("again\r\neth0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("up", "again")
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("the stale reservation is still there")
+	}
+	if got := e.snapshot().reservations; len(got) != 1 {
+		t.Errorf("reservations after up = %v, want one", got)
+	}
+	e.mustRun("down", "again")
+	e.requireBaseline(base, "after down")
+}
