@@ -176,6 +176,9 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	res = &Result{VM: req.VM}
 	var dnsSet []attachmentDNS
 	for i := range rec.Attachments {
+		if err := stopped(ctx); err != nil {
+			return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
+		}
 		ifc, dns, err := m.attach(ctx, h, rec, i, atts[i].net, req)
 		if err != nil {
 			return nil, fmt.Errorf("up vm %s, network %q: %w", req.VM, atts[i].net.Name, err)
@@ -184,6 +187,10 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 		dnsSet = append(dnsSet, attachmentDNS{network: atts[i].net.Name, dns: dns})
 	}
 	if err := checkResultDefaultRoutes(res); err != nil {
+		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
+	}
+
+	if err := stopped(ctx); err != nil {
 		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
 	}
 
@@ -205,6 +212,9 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	}
 
 	// DNS and commit.
+	if err := stopped(ctx); err != nil {
+		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
+	}
 	res.DNS = chooseDNS(dnsSet, req.DNS)
 	raw, err := json.Marshal(res)
 	if err != nil {
@@ -220,6 +230,16 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	}
 	m.log.Info("vm up", "vm", req.VM, "interfaces", len(res.Interfaces))
 	return res, nil
+}
+
+// stopped returns an error once ctx is done, so that an up the caller
+// canceled (the CLI cancels on SIGINT and SIGTERM) undoes its work
+// instead of finishing it. Only IPAM ADD watches ctx by itself.
+func stopped(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("stopped: %w", context.Cause(ctx))
+	}
+	return nil
 }
 
 // finishStale completes the teardown of a record left by a killed up or

@@ -98,6 +98,8 @@ type result struct {
 	code int
 	// killed is set when SIGKILL ended the process.
 	killed bool
+	// signal is the signal that ended the process, or 0.
+	signal syscall.Signal
 }
 
 func (r result) String() string {
@@ -124,7 +126,8 @@ func wait(cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {
 	case errors.As(err, &exitErr):
 		r.code = exitErr.ExitCode()
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.killed = ws.Signal() == syscall.SIGKILL
+			r.signal = ws.Signal()
+			r.killed = r.signal == syscall.SIGKILL
 		}
 	default:
 		r.code = -1
