@@ -16,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/kvmnet/kvmnet/internal/firewall"
 	"github.com/kvmnet/kvmnet/internal/ipam"
 	"github.com/kvmnet/kvmnet/internal/link"
 	"github.com/kvmnet/kvmnet/internal/netconf"
@@ -117,8 +118,10 @@ func (m *Manager) GC(ctx context.Context, dryRun bool) ([]GCItem, error) {
 		g.collectOrphans(id, owners[id])
 	}
 
-	// Last, bridges that the removals above may have emptied.
+	// Last, bridges and firewall tables that the removals above may have
+	// emptied.
 	g.collectBridges()
+	g.pruneFirewall()
 	return g.items, errors.Join(g.errs...)
 }
 
@@ -322,7 +325,7 @@ func (g *gcRun) collectOrphans(id string, objs *ownedObjects) {
 	}
 	if objs.firewall && g.fw != nil {
 		g.do(GCItem{Kind: GCFirewall, VM: id, Object: id, Action: "remove entries of"}, func() error {
-			return g.fw.RemoveOwner(id)
+			return g.m.withShared(func() error { return g.fw.RemoveOwner(id) })
 		})
 	}
 	for _, r := range objs.reservations {
@@ -461,6 +464,31 @@ func (g *gcRun) collectBridgeAddrs(h *link.Handle) error {
 		})
 	}
 	return nil
+}
+
+// pruneFirewall deletes kvmnet's nftables tables once no VM owns an entry
+// in them, as the down of the last VM does. It runs under the shared lock,
+// like up's firewall batch, so that no up loses its entries to it. A dry
+// run does not report the tables.
+func (g *gcRun) pruneFirewall() {
+	if g.dryRun || g.fw == nil {
+		return
+	}
+	err := g.m.withShared(func() error {
+		fw, err := firewall.New()
+		if err != nil {
+			return err
+		}
+		defer fw.Close()
+		pruned, err := fw.PruneIfUnused()
+		if pruned {
+			g.items = append(g.items, GCItem{Kind: GCFirewall, Object: "kvmnet tables", Action: "delete unused", Done: true})
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, firewall.ErrUnsupported) {
+		g.errs = append(g.errs, fmt.Errorf("gc: delete unused firewall tables: %w", err))
+	}
 }
 
 // bridgeUnused reports whether every link enslaved to bridge name is in

@@ -245,3 +245,39 @@ func TestGCBridgeGatewayAddress(t *testing.T) {
 		t.Error("gc deleted a bridge kvmnet did not create")
 	}
 }
+
+// TestGCLostRecord deletes the record of a VM that is up, on a masqueraded
+// ptp network and a bridge network, and checks that gc finds every object
+// by the VM id it carries: taps, firewall entries, reservations.
+func TestGCLostRecord(t *testing.T) {
+	e := newEnv(t, "gclost")
+	e.writeNet("br.conf", bridgeNet)
+	base := e.warmUp("default,br")
+	e.mustRun("up", "lost", "--net", "default,br")
+	if !strings.Contains(e.ns.Snapshot(t).Ruleset, "lost") {
+		t.Fatalf("no firewall entry names vm lost:\n%s", e.ns.Snapshot(t).Ruleset)
+	}
+	if err := os.Remove(filepath.Join(e.stateDir, "lost.json")); err != nil {
+		t.Fatal(err)
+	}
+
+	items := e.gc()
+	want := []string{
+		"firewall lost lost",
+		"link lost " + vmid.LinkName("lost", 0),
+		"link lost " + vmid.LinkName("lost", 1),
+		"lock-file lost " + filepath.Join(e.stateDir, "lost.lock"),
+	}
+	got := itemKeys(items)
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("gc items %q lack %q", got, w)
+		}
+	}
+	for _, it := range items {
+		if it.Error != "" {
+			t.Errorf("gc failed on %s %s: %s", it.Kind, it.Object, it.Error)
+		}
+	}
+	e.requireBaseline(base, "after gc of a vm whose record was lost")
+}
