@@ -281,3 +281,22 @@ func TestGCLostRecord(t *testing.T) {
 	}
 	e.requireBaseline(base, "after gc of a vm whose record was lost")
 }
+
+// TestGCLeavesNewerRecord checks that gc touches neither a record of a
+// newer format version nor the objects that carry its VM id: a newer
+// kvmnet owns them.
+func TestGCLeavesNewerRecord(t *testing.T) {
+	e := newEnv(t, "gcnew")
+	e.warmUp("default")
+	e.writeRecord("newer", `{"version":99,"vm":"newer","phase":"creating","attachments":[]}`)
+	name := vmid.LinkName("newer", 0)
+	e.ns.Run(t, "ip", "tuntap", "add", name, "mode", "tap")
+	e.ns.Run(t, "ip", "link", "set", name, "alias", "kvmnet vm=newer")
+	before := e.snapshot()
+	if items := e.gc(); len(items) != 0 {
+		t.Errorf("gc removed objects of a newer kvmnet: %q", itemKeys(items))
+	}
+	if d := diffState(before, e.snapshot()); d != "" {
+		t.Errorf("gc changed the state (-before +after):\n%s", d)
+	}
+}

@@ -337,13 +337,8 @@ exit 1
 			code:     1,
 			fragment: "format version 99",
 		},
-		{
-			name:     "gc leaves a record from a future version",
-			setup:    func(e *env) { e.writeRecord("vm-f", `{"version":99,"vm":"vm-f","phase":"creating","attachments":[]}`) },
-			args:     []string{"gc", "--bogus"},
-			code:     2,
-			fragment: "bogus",
-		},
+		{name: "gc with an unknown flag", args: []string{"gc", "--bogus"}, code: 2, fragment: "bogus"},
+		{name: "gc with an argument", args: []string{"gc", "vm-1"}, code: 2, fragment: `"vm-1"`},
 		{
 			name: "record naming a foreign device",
 			setup: func(e *env) {
