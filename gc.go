@@ -33,12 +33,14 @@ const (
 	GCBridge      = "bridge"
 	GCLockFile    = "lock-file"
 	GCTempFile    = "temp-file"
+	GCDeviceNode  = "device-node"
 )
 
 // GCItem is one object that GC removed or, in a dry run, would remove.
 type GCItem struct {
 	// Kind is one of GCRecord (an incomplete or corrupt state record),
-	// GCLink, GCFirewall, GCReservation, GCBridge, GCLockFile and GCTempFile.
+	// GCLink, GCDeviceNode (of a macvtap), GCFirewall, GCReservation,
+	// GCBridge, GCLockFile and GCTempFile.
 	Kind string `json:"kind"`
 	// VM is the VM id that owned the object; empty for a bridge.
 	VM string `json:"vm,omitempty"`
@@ -322,6 +324,12 @@ func (g *gcRun) collectOrphans(id string, objs *ownedObjects) {
 			defer h.Close()
 			return h.DeleteOwned(name, link.VMAlias(id))
 		})
+		node := filepath.Join(g.m.devDir(), name)
+		if _, err := os.Lstat(node); err == nil {
+			g.do(GCItem{Kind: GCDeviceNode, VM: id, Object: node, Action: "remove"}, func() error {
+				return removeIfExists(node)
+			})
+		}
 	}
 	if objs.firewall && g.fw != nil {
 		g.do(GCItem{Kind: GCFirewall, VM: id, Object: id, Action: "remove entries of"}, func() error {

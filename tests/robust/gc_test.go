@@ -300,3 +300,31 @@ func TestGCLeavesNewerRecord(t *testing.T) {
 		t.Errorf("gc changed the state (-before +after):\n%s", d)
 	}
 }
+
+// TestGCLostMacvtapRecord deletes the record of a VM on a macvlan network
+// and checks that gc removes the macvtap, its device node and its
+// reservation.
+func TestGCLostMacvtapRecord(t *testing.T) {
+	e := newEnv(t, "gcmv")
+	e.addMacvlanMaster()
+	e.writeNet("mv.conf", macvlanNet)
+	base := e.warmUp("mv")
+	e.mustRun("up", "lost", "--net", "mv")
+	node := filepath.Join(e.devDir(), vmid.LinkName("lost", 0))
+	if _, err := os.Lstat(node); err != nil {
+		t.Fatalf("no device node after up: %v", err)
+	}
+	if err := os.Remove(filepath.Join(e.stateDir, "lost.json")); err != nil {
+		t.Fatal(err)
+	}
+	got := itemKeys(e.gc())
+	for _, w := range []string{"device-node lost " + node, "link lost " + vmid.LinkName("lost", 0)} {
+		if !slices.Contains(got, w) {
+			t.Errorf("gc items %q lack %q", got, w)
+		}
+	}
+	if !slices.ContainsFunc(got, func(k string) bool { return strings.HasPrefix(k, "reservation lost mv/") }) {
+		t.Errorf("gc items %q lack the reservation of lost", got)
+	}
+	e.requireBaseline(base, "after gc")
+}
