@@ -80,10 +80,12 @@ type gcFirewall interface {
 //   - state records in phase creating or removing whose VM lock is free
 //     (the up or down that wrote them was killed): their teardown is
 //     completed;
-//   - links with the alias "kvmnet vm=ID", firewall entries of VM ID, and
-//     reservations held by VM ID in the data dir of the built-in networks,
-//     when ID has no record;
-//   - bridges kvmnet created that no link is enslaved to;
+//   - links with the alias "kvmnet vm=ID" and their macvtap device nodes,
+//     firewall entries of VM ID, and reservations held by VM ID in the data
+//     dir of the built-in networks, when ID has no record;
+//   - bridges kvmnet created that no link is enslaved to, and gateway
+//     addresses kvmnet added to other bridges that no kvmnet link uses;
+//   - kvmnet's firewall tables once no VM owns an entry;
 //   - lock files and temporary record files of VM ids without a record.
 //
 // GC takes each VM's lock without waiting before touching its objects and
