@@ -65,8 +65,9 @@ func (e *env) upKilled(id string, delay time.Duration, args ...string) result {
 }
 
 // requireIntact fails the test unless each VM on the networks default and
-// br has its two taps with their owner alias, a host route to its default
-// address through the first tap, and the second tap on the bridge.
+// br has its two taps with their owner alias, the gateway address and a
+// host route to its address on the first tap, and the second tap on the
+// bridge.
 func (e *env) requireIntact(vms []vmSummary) {
 	e.t.Helper()
 	snap := e.ns.Snapshot(e.t)
@@ -88,6 +89,9 @@ func (e *env) requireIntact(vms []vmSummary) {
 		route := guest + " dev " + vm.Devices[0] + " scope link"
 		if !slices.Contains(snap.Routes, route) {
 			e.t.Errorf("vm %s: no route %q", vm.VM, route)
+		}
+		if addrs := snap.AddrsOf(vm.Devices[0]); !slices.Contains(addrs, "172.16.28.1/24") {
+			e.t.Errorf("vm %s: tap %s has addresses %v, want the gateway 172.16.28.1/24", vm.VM, vm.Devices[0], addrs)
 		}
 	}
 }
