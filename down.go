@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 
 	"github.com/kvmnet/kvmnet/internal/failpoint"
 	"github.com/kvmnet/kvmnet/internal/ipam"
@@ -118,7 +120,29 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 	if err := m.store.Delete(rec.VM); err != nil {
 		return err
 	}
+	m.removeTempRecords(rec.VM)
 	return failpoint.Inject(failpoint.DownRecordDeleted, -1)
+}
+
+// removeTempRecords removes the temporary files that a process killed
+// while saving the record of VM id left in the state dir. The caller holds
+// the VM's lock, so no save of that VM is running. Failures are logged
+// only, because gc removes such files too.
+func (m *Manager) removeTempRecords(id string) {
+	entries, err := os.ReadDir(m.opts.StateDir)
+	if err != nil {
+		m.log.Warn("could not list the state dir for temporary records", "vm", id, "err", err)
+		return
+	}
+	for _, e := range entries {
+		if tempRecordOwner(e.Name()) != id {
+			continue
+		}
+		path := filepath.Join(m.opts.StateDir, e.Name())
+		if err := removeIfExists(path); err != nil {
+			m.log.Warn("could not remove a temporary record", "vm", id, "path", path, "err", err)
+		}
+	}
 }
 
 // releaseVMLock releases the lock of VM id, and removes its lock file when

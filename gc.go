@@ -273,15 +273,9 @@ func (g *gcRun) scanStateDir(get func(string) *ownedObjects) error {
 			get(id).lockFile = true
 			continue
 		}
-		// state.Store.Save writes ".ID.RANDOM.tmp" and renames it; a killed
-		// process leaves it behind.
-		if rest, ok := strings.CutPrefix(name, "."); ok {
-			if rest, ok = strings.CutSuffix(rest, ".tmp"); ok {
-				if i := strings.LastIndexByte(rest, '.'); i > 0 && vmid.Validate(rest[:i]) == nil {
-					o := get(rest[:i])
-					o.tempFiles = append(o.tempFiles, filepath.Join(g.m.opts.StateDir, name))
-				}
-			}
+		if id := tempRecordOwner(name); id != "" {
+			o := get(id)
+			o.tempFiles = append(o.tempFiles, filepath.Join(g.m.opts.StateDir, name))
 		}
 	}
 	return nil

@@ -238,3 +238,26 @@ func (l *vmLock) release(remove bool) error {
 	}
 	return errors.Join(err, l.f.Close())
 }
+
+// tempRecordOwner returns the VM id of a temporary record file name, or "".
+// state.Store.Save writes ".ID.RANDOM.tmp", where RANDOM is the digits of
+// os.CreateTemp, and renames it; a process killed meanwhile leaves it. The
+// digits keep ".vm.x.1.tmp" of VM "vm.x" apart from the files of VM "vm".
+func tempRecordOwner(name string) string {
+	rest, ok := strings.CutPrefix(name, ".")
+	if !ok {
+		return ""
+	}
+	rest, ok = strings.CutSuffix(rest, ".tmp")
+	if !ok {
+		return ""
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i <= 0 || i == len(rest)-1 || strings.Trim(rest[i+1:], "0123456789") != "" {
+		return ""
+	}
+	if vmid.Validate(rest[:i]) != nil {
+		return ""
+	}
+	return rest[:i]
+}

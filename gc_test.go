@@ -125,3 +125,22 @@ func FuzzParseReservation(f *testing.F) {
 		}
 	})
 }
+
+func TestTempRecordOwner(t *testing.T) {
+	cases := map[string]string{
+		".vm-1.123456.tmp": "vm-1",
+		".vm.x.42.tmp":     "vm.x",
+		".vm-1.tmp":        "",
+		".vm-1.12a.tmp":    "",
+		".vm-1..tmp":       "",
+		"vm-1.123.tmp":     "",
+		".shared.lock":     "",
+		"..123.tmp":        "",
+		"._bad.1.tmp":      "",
+	}
+	for name, want := range cases {
+		if got := tempRecordOwner(name); got != want {
+			t.Errorf("tempRecordOwner(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

@@ -328,3 +328,25 @@ func TestGCLostMacvtapRecord(t *testing.T) {
 	}
 	e.requireBaseline(base, "after gc")
 }
+
+// TestDownRemovesTempRecords leaves the temporary record files of a save
+// that a kill interrupted and checks that down removes those of its VM
+// and only those.
+func TestDownRemovesTempRecords(t *testing.T) {
+	e := newEnv(t, "tmprec")
+	e.mustRun("up", "vm")
+	own := filepath.Join(e.stateDir, ".vm.123.tmp")
+	other := filepath.Join(e.stateDir, ".vm.x.456.tmp")
+	for _, path := range []string{own, other} {
+		if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mustRun("down", "vm")
+	if _, err := os.Stat(own); err == nil {
+		t.Errorf("down left its VM's temporary record %s", own)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("down removed the temporary record of another VM: %v", err)
+	}
+}
