@@ -108,6 +108,13 @@ func placePorts(ports []firewall.PortSpec, res *Result, vm *firewall.VM) error {
 			return fmt.Errorf("port %s: the guest has no address of that family on network %q", p.PortForward, res.Interfaces[index].Network)
 		}
 		vm.Attachments[index].Ports = append(vm.Attachments[index].Ports, p.PortForward)
+		end := p.HostPortEnd
+		if end == 0 {
+			end = p.HostPort
+		}
+		res.Interfaces[index].Ports = append(res.Interfaces[index].Ports, Port{
+			Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, HostPortEnd: end, GuestIP: p.GuestIP, GuestPort: p.GuestPort,
+		})
 	}
 	return nil
 }

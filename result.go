@@ -42,6 +42,24 @@ type Interface struct {
 	Gateways []netip.Addr `json:"gateways"`
 	// Routes are the routes the guest installs on this interface.
 	Routes []Route `json:"routes"`
+	// Ports are the host ports forwarded to the guest on this interface.
+	Ports []Port `json:"ports,omitempty"`
+}
+
+// Port is a forwarded range of host ports. One port has HostPortEnd equal
+// to HostPort.
+type Port struct {
+	// Proto is "tcp" or "udp".
+	Proto string `json:"proto"`
+	// HostIP is the host address the forward listens on; zero for every
+	// host address of GuestIP's family.
+	HostIP      netip.Addr `json:"hostIP,omitzero"`
+	HostPort    uint16     `json:"hostPort"`
+	HostPortEnd uint16     `json:"hostPortEnd"`
+	GuestIP     netip.Addr `json:"guestIP"`
+	// GuestPort is the guest port that HostPort maps to; the rest of the
+	// range maps to the ports that follow it.
+	GuestPort uint16 `json:"guestPort"`
 }
 
 // Route is one guest route. A zero GW means the destination is on-link.
