@@ -92,7 +92,14 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			return err
 		}
 		if a.IPAMStarted {
-			if err := ipam.Del(ctx, m.ipamRequest(rec.VM, a)); err != nil {
+			if err := ipam.Del(ctx, m.ipamRequest(rec, a)); err != nil && len(a.IPAMResult) == 0 {
+				// ADD never returned a result, so by the CNI contract the
+				// plugin holds nothing; a DEL that fails too must not keep
+				// the record forever (e.g. a plugin that rejects the
+				// config's cniVersion).
+				m.log.Warn("IPAM DEL after a failed ADD failed too; assuming nothing is reserved", "vm", rec.VM, "net", a.Network, "err", err)
+				a.IPAMStarted = false
+			} else if err != nil {
 				errs = append(errs, fmt.Errorf("release addresses of network %q: %w", a.Network, err))
 			} else {
 				a.IPAMStarted = false

@@ -136,7 +136,7 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 
 	// Plan and persist before any kernel call, so a crash at any later
 	// point leaves a record that down and gc can complete.
-	rec := &state.Record{VM: req.VM, Phase: state.PhaseCreating, Created: time.Now().UTC()}
+	rec := &state.Record{VM: req.VM, Phase: state.PhaseCreating, Created: time.Now().UTC(), CNIPath: m.opts.CNIPath}
 	for i, a := range atts {
 		rec.Attachments = append(rec.Attachments, state.Attachment{
 			Index:      i,
@@ -393,7 +393,7 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 	if err := failpoint.Inject(failpoint.UpIPAMStartedSaved, i); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
-	raw, ipamRes, err := m.ipamAdd(ctx, m.ipamRequest(rec.VM, a))
+	raw, ipamRes, err := m.ipamAdd(ctx, m.ipamRequest(rec, a))
 	if err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
@@ -440,15 +440,21 @@ func (m *Manager) ipamAdd(ctx context.Context, req ipam.Request) (json.RawMessag
 	return ipam.Add(ctx, req)
 }
 
-func (m *Manager) ipamRequest(id string, a *state.Attachment) ipam.Request {
+func (m *Manager) ipamRequest(rec *state.Record, a *state.Attachment) ipam.Request {
+	path := slices.Clone(m.opts.CNIPath)
+	for _, dir := range rec.CNIPath {
+		if !slices.Contains(path, dir) {
+			path = append(path, dir)
+		}
+	}
 	return ipam.Request{
 		Config:      a.Config,
 		PluginType:  a.IPAMType,
-		ContainerID: id,
+		ContainerID: rec.VM,
 		IfName:      a.IfName,
 		Args:        a.Args,
 		NetNS:       "/proc/self/ns/net",
-		Path:        m.opts.CNIPath,
+		Path:        path,
 	}
 }
 

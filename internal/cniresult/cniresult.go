@@ -157,3 +157,52 @@ func ipNetToPrefix(n *net.IPNet) (netip.Prefix, bool) {
 func FirstHost(p netip.Prefix) netip.Addr {
 	return p.Masked().Addr().Next()
 }
+
+// Validate checks that r can be used for a guest: unicast addresses with a
+// subnet around them, gateways and route gateways of the right family. An
+// IPAM result that fails it must be released, never applied.
+func (r Result) Validate() error {
+	if len(r.Addresses) == 0 {
+		return fmt.Errorf("result has no addresses")
+	}
+	for _, a := range r.Addresses {
+		addr := a.Prefix.Addr()
+		switch {
+		case !addr.IsValid() || addr.IsUnspecified():
+			return fmt.Errorf("guest address %s is unspecified", a.Prefix)
+		case addr.IsLoopback(), addr.IsMulticast(), addr.IsLinkLocalUnicast(), addr.IsLinkLocalMulticast():
+			return fmt.Errorf("guest address %s is not a global or private unicast address", a.Prefix)
+		case a.Prefix.Bits() < 1 || a.Prefix.Bits() >= addr.BitLen():
+			return fmt.Errorf("guest address %s: the prefix length must leave room for a subnet and a gateway", a.Prefix)
+		}
+		if addr.Is4() && a.Prefix.Bits() <= 30 {
+			if addr == a.Prefix.Masked().Addr() {
+				return fmt.Errorf("guest address %s is the network address of its subnet", a.Prefix)
+			}
+			if addr == lastAddr(a.Prefix) {
+				return fmt.Errorf("guest address %s is the broadcast address of its subnet", a.Prefix)
+			}
+		}
+		if a.Gateway == addr {
+			return fmt.Errorf("guest address %s is also its gateway", a.Prefix)
+		}
+		if !a.Prefix.Contains(a.Gateway) {
+			return fmt.Errorf("gateway %s is outside the guest subnet %s", a.Gateway, a.Prefix.Masked())
+		}
+	}
+	for _, rt := range r.Routes {
+		if rt.GW.IsValid() && rt.GW.Is4() != rt.Dst.Addr().Is4() {
+			return fmt.Errorf("route %s has gateway %s of the other address family", rt.Dst, rt.GW)
+		}
+	}
+	return nil
+}
+
+// lastAddr returns the last address of p, the IPv4 broadcast address.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

@@ -90,3 +90,38 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateRejectsUnusable(t *testing.T) {
+	gw := netip.MustParseAddr("10.9.0.1")
+	cases := map[string]struct {
+		result   Result
+		fragment string
+	}{
+		"no addresses": {Result{}, "no addresses"},
+		"loopback":     {Result{Addresses: []Address{{netip.MustParsePrefix("127.0.0.5/8"), netip.MustParseAddr("127.0.0.1")}}}, "not a global"},
+		"multicast":    {Result{Addresses: []Address{{netip.MustParsePrefix("224.0.0.5/24"), netip.MustParseAddr("224.0.0.1")}}}, "not a global"},
+		"link-local":   {Result{Addresses: []Address{{netip.MustParsePrefix("fe80::5/64"), netip.MustParseAddr("fe80::1")}}}, "not a global"},
+		"slash zero":   {Result{Addresses: []Address{{netip.MustParsePrefix("10.9.0.5/0"), netip.MustParseAddr("0.0.0.1")}}}, "prefix length"},
+		"slash 32":     {Result{Addresses: []Address{{netip.MustParsePrefix("10.9.0.5/32"), netip.MustParseAddr("10.9.0.5")}}}, "prefix length"},
+		"network":      {Result{Addresses: []Address{{netip.MustParsePrefix("10.9.0.0/24"), gw}}}, "network address"},
+		"broadcast":    {Result{Addresses: []Address{{netip.MustParsePrefix("10.9.0.255/24"), gw}}}, "broadcast address"},
+		"is gateway":   {Result{Addresses: []Address{{netip.MustParsePrefix("10.9.0.1/24"), gw}}}, "also its gateway"},
+		"gw outside":   {Result{Addresses: []Address{{netip.MustParsePrefix("10.9.0.5/24"), netip.MustParseAddr("10.8.0.1")}}}, "outside"},
+		"route family": {Result{Addresses: []Address{{netip.MustParsePrefix("10.9.0.5/24"), gw}}, Routes: []Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), GW: netip.MustParseAddr("fd00::1")}}}, "other address family"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := c.result.Validate()
+			if err == nil {
+				t.Fatal("Validate = nil")
+			}
+			if !strings.Contains(err.Error(), c.fragment) {
+				t.Errorf("error %q does not contain %q", err, c.fragment)
+			}
+		})
+	}
+	ok := Result{Addresses: []Address{{netip.MustParsePrefix("10.9.0.5/24"), gw}, {netip.MustParsePrefix("fd00:9::5/64"), netip.MustParseAddr("fd00:9::1")}}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate of a usable result = %v", err)
+	}
+}

@@ -6,8 +6,10 @@ package ipam
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 
@@ -31,6 +33,33 @@ type Request struct {
 	NetNS string
 	// Path is the list of directories searched for the plugin.
 	Path []string
+	// Timeout bounds one plugin call; DefaultTimeout when zero. A plugin
+	// still running then is killed.
+	Timeout time.Duration
+}
+
+// DefaultTimeout bounds a plugin call whose Request sets no Timeout.
+const DefaultTimeout = 30 * time.Second
+
+// withTimeout returns ctx bounded by the request's timeout.
+func (r Request) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// timedOut adds the timeout to err when the call ran out of time.
+func (r Request) timedOut(callCtx context.Context, err error) error {
+	if errors.Is(callCtx.Err(), context.DeadlineExceeded) {
+		timeout := r.Timeout
+		if timeout <= 0 {
+			timeout = DefaultTimeout
+		}
+		return fmt.Errorf("timed out after %s, plugin killed: %w", timeout, err)
+	}
+	return err
 }
 
 // pluginArgs adds CNI_NETNS_OVERRIDE to the environment: a VM has no network
@@ -72,13 +101,15 @@ func Add(ctx context.Context, r Request) (json.RawMessage, cniresult.Result, err
 	if err != nil {
 		return nil, cniresult.Result{}, err
 	}
-	res, err := invoke.ExecPluginWithResult(ctx, plugin, r.Config, r.args("ADD"), nil)
+	callCtx, cancel := r.withTimeout(ctx)
+	res, err := invoke.ExecPluginWithResult(callCtx, plugin, r.Config, r.args("ADD"), nil)
+	cancel()
 	if err != nil {
-		return nil, cniresult.Result{}, fmt.Errorf("IPAM plugin %s ADD for %s: %w", r.PluginType, r.ContainerID, err)
+		return nil, cniresult.Result{}, fmt.Errorf("IPAM plugin %s ADD for %s: %w", r.PluginType, r.ContainerID, r.timedOut(callCtx, err))
 	}
 	parsed, err := cniresult.FromTypes(res)
-	if err == nil && len(parsed.Addresses) == 0 {
-		err = fmt.Errorf("result has no addresses")
+	if err == nil {
+		err = parsed.Validate()
 	}
 	var raw []byte
 	if err == nil {
@@ -101,8 +132,10 @@ func Del(ctx context.Context, r Request) error {
 	if err != nil {
 		return err
 	}
-	if err := invoke.ExecPluginWithoutResult(ctx, plugin, r.Config, r.args("DEL"), nil); err != nil {
-		return fmt.Errorf("IPAM plugin %s DEL for %s: %w", r.PluginType, r.ContainerID, err)
+	callCtx, cancel := r.withTimeout(ctx)
+	defer cancel()
+	if err := invoke.ExecPluginWithoutResult(callCtx, plugin, r.Config, r.args("DEL"), nil); err != nil {
+		return fmt.Errorf("IPAM plugin %s DEL for %s: %w", r.PluginType, r.ContainerID, r.timedOut(callCtx, err))
 	}
 	return nil
 }

@@ -47,6 +47,9 @@ type Record struct {
 	Created time.Time `json:"created"`
 	// Attachments are the planned and created attachments, in order.
 	Attachments []Attachment `json:"attachments"`
+	// CNIPath is the plugin search path of the up that wrote the record;
+	// down searches it after its own.
+	CNIPath []string `json:"cniPath,omitempty"`
 	// Firewall is the firewall receipt of the VM, opaque to this package.
 	Firewall json.RawMessage `json:"firewall,omitempty"`
 	// FirewallPlanned is set before the firewall batch is sent.
