@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxLen is the maximum length of a VM id in bytes. It keeps the temporary
@@ -43,10 +44,10 @@ var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPad
 // MaxLen bytes long. The id names state files, so nothing else is allowed.
 func Validate(id string) error {
 	if id == "" {
-		return fmt.Errorf("invalid VM id: empty; use letters, digits, '_', '.' and '-' (up to %d bytes)", MaxLen)
+		return fmt.Errorf("invalid VM id: empty; %s", idRule())
 	}
 	if len(id) > MaxLen {
-		return fmt.Errorf("invalid VM id %q...: %d bytes, the maximum is %d", id[:32], len(id), MaxLen)
+		return fmt.Errorf("invalid VM id %q...: %d bytes; %s", id[:32], len(id), idRule())
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
@@ -54,10 +55,25 @@ func Validate(id string) error {
 		if alnum || (i > 0 && (c == '_' || c == '.' || c == '-')) {
 			continue
 		}
-		return fmt.Errorf("invalid VM id %s: character %s at byte %d; use [A-Za-z0-9][A-Za-z0-9_.-]*",
-			strconv.Quote(id), strconv.QuoteRune(rune(c)), i)
+		return fmt.Errorf("invalid VM id %s: %s at byte %d; %s", strconv.Quote(id), describeChar(id[i:]), i, idRule())
 	}
 	return nil
+}
+
+// idRule returns the VM id syntax in the words of every Validate error.
+func idRule() string {
+	return fmt.Sprintf("use letters, digits, '_', '.' and '-', starting with a letter or digit, at most %d bytes", MaxLen)
+}
+
+// describeChar names the character that starts s: a whole UTF-8 character
+// such as 'é', or the single byte as '\xc3' when s does not start with
+// valid UTF-8.
+func describeChar(s string) string {
+	r, size := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte '\\x%02x'", s[0])
+	}
+	return "character " + strconv.QuoteRune(r)
 }
 
 func digest(id string, index int) [sha256.Size]byte {

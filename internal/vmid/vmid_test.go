@@ -103,3 +103,38 @@ func TestTagFitsComment(t *testing.T) {
 		t.Error("two long ids with one prefix share a tag")
 	}
 }
+
+func TestValidateNamesNonASCII(t *testing.T) {
+	cases := []struct {
+		name, id, want string
+	}{
+		{"two-byte character", "é", `invalid VM id "é": character 'é' at byte 0;`},
+		{"character after ascii", "vm-ü", `invalid VM id "vm-ü": character 'ü' at byte 3;`},
+		{"invalid utf-8", "vm\xc3", `invalid VM id "vm\xc3": byte '\xc3' at byte 2;`},
+		{"lone continuation byte", "\xa9x", `invalid VM id "\xa9x": byte '\xa9' at byte 0;`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Validate(tc.id)
+			if err == nil {
+				t.Fatalf("Validate(%q) = nil, want an error", tc.id)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("Validate(%q) = %q, want it to start with %q", tc.id, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidateStatesOneRule(t *testing.T) {
+	rule := "use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 200 bytes"
+	for _, id := range []string{"", "-x", strings.Repeat("z", MaxLen+1)} {
+		err := Validate(id)
+		if err == nil {
+			t.Fatalf("Validate(%q) = nil, want an error", id)
+		}
+		if !strings.HasSuffix(err.Error(), rule) {
+			t.Errorf("Validate(%q) = %q, want it to end with %q", id, err, rule)
+		}
+	}
+}
