@@ -29,6 +29,8 @@ func (m *Manager) Down(ctx context.Context, id string) error {
 	defer m.releaseVMLock(lock, id)
 	rec, err := m.store.Load(id)
 	if errors.Is(err, state.ErrNotFound) {
+		// An up killed during its first save leaves only a temporary record.
+		m.removeTempRecords(id)
 		m.log.Info("no state record, nothing to remove", "vm", id)
 		return nil
 	}
@@ -116,6 +118,11 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			if err := failpoint.Inject(failpoint.DownBridgeRemoved, i); err != nil {
 				return err
 			}
+		}
+	}
+	if len(errs) == 0 {
+		if err := m.withShared(func() error { return m.releaseAddresses(rec) }); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {

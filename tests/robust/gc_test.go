@@ -350,3 +350,18 @@ func TestDownRemovesTempRecords(t *testing.T) {
 		t.Errorf("down removed the temporary record of another VM: %v", err)
 	}
 }
+
+// TestDownRemovesTempRecordWithoutRecord covers an up killed during its
+// first save, which leaves a temporary record and no record.
+func TestDownRemovesTempRecordWithoutRecord(t *testing.T) {
+	e := newEnv(t, "tmpone")
+	e.mustRun("list")
+	own := filepath.Join(e.stateDir, ".vm.123.tmp")
+	if err := os.WriteFile(own, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("down", "vm")
+	if _, err := os.Stat(own); err == nil {
+		t.Errorf("down left the temporary record %s", own)
+	}
+}
