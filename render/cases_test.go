@@ -66,6 +66,10 @@ func testCases() []testCase {
 					Addresses:   prefixes("172.16.28.2/24"),
 					Gateways:    addrs("172.16.28.1"),
 					Routes:      []kvmnet.Route{route("0.0.0.0/0", "172.16.28.1")},
+					Ports: []kvmnet.Port{
+						{Proto: "tcp", HostPort: 8080, HostPortEnd: 8080, GuestIP: netip.MustParseAddr("172.16.28.2"), GuestPort: 80},
+						{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5300, HostPortEnd: 5301, GuestIP: netip.MustParseAddr("172.16.28.2"), GuestPort: 53},
+					},
 				}},
 				DNS: kvmnet.DNS{
 					Nameservers: addrs("192.0.2.53", "198.51.100.53", "203.0.113.53"),
@@ -95,6 +99,9 @@ func testCases() []testCase {
 					Routes: []kvmnet.Route{
 						route("::/0", "fd42:7a3b::1"),
 						route("0.0.0.0/0", "10.22.0.1"),
+					},
+					Ports: []kvmnet.Port{
+						{Proto: "tcp", HostIP: netip.MustParseAddr("::1"), HostPort: 5432, HostPortEnd: 5432, GuestIP: netip.MustParseAddr("fd42:7a3b::5"), GuestPort: 5432},
 					},
 				}},
 				DNS: kvmnet.DNS{

@@ -8,7 +8,8 @@
 //
 //   - json: the Result as indented JSON, with the keys of kvmnet.Result.
 //   - qemu: "-netdev tap,..." and "-device virtio-net-pci,..." arguments,
-//     one option and its value per line.
+//     one option and its value per line. A tap made without IFF_VNET_HDR
+//     gets vnet_hdr=off, because QEMU would turn the flag on.
 //   - firecracker: {"network-interfaces": [...], "boot_args": "..."}, the
 //     interface entries of Firecracker's configuration file plus the kernel
 //     parameters of kernel-args, which the caller appends to its own
@@ -21,7 +22,8 @@
 //   - networkd: one systemd-networkd .network file per NIC, each after a
 //     "# <file name>" comment line.
 //   - cloud-init: network-config version 2 YAML.
-//   - resolv.conf: the DNS settings as resolv.conf text.
+//   - resolv.conf: the DNS settings as resolv.conf text, or the comment
+//     line "# no DNS settings" when there are none.
 //
 // The argument formats never put whitespace inside a value, so splitting
 // their output on whitespace gives the argument list. Names, paths and DNS
@@ -58,14 +60,20 @@
 //	kvmnet.ip6=<device>:<address>/<prefix length>[:<gw>]
 //
 // where the gateway, that of the interface's IPv6 default route, is left
-// out with its colon when there is none. An MTU other than 1500 gets
-// kvmnet.mtu=<device>:<mtu>. kvmnet's guest init reads all of these. A
-// kernel with CONFIG_IP_PNP configures the ip= interface itself and, like
-// any kernel, ignores the kvmnet.* parameters and keeps them from init's
-// arguments and environment, because their names contain a dot.
+// out with its colon when there is none. Every other route, such as a
+// subnet behind a router or an on-link default route, gets
 //
-// NOTE: kernel-args carries only the first IPv4 address of each interface
-// and only default routes. Further IPv4 addresses, other routes, more than
-// two DNS servers, IPv6 DNS servers, search domains and resolver options
-// need one of the file formats.
+//	kvmnet.route=<device>:<destination>/<prefix length>[:<gw>]
+//
+// where a route without gateway is on-link. An MTU other than 1500 gets
+// kvmnet.mtu=<device>:<mtu>. The test guest's init (guest/init) reads all
+// of these. A kernel with CONFIG_IP_PNP configures the ip= interface
+// itself and, like any kernel, ignores the kvmnet.* parameters and keeps
+// them from init's arguments and environment, because their names contain
+// a dot. A stock guest therefore needs networkd or cloud-init for a second
+// NIC, IPv6, routes other than the default route and the MTU.
+//
+// NOTE: kernel-args carries only the first IPv4 address of each interface.
+// Further IPv4 addresses, more than two DNS servers, IPv6 DNS servers,
+// search domains and resolver options need one of the file formats.
 package render

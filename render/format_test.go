@@ -172,7 +172,7 @@ func TestKernelArgs(t *testing.T) {
 			name:   "ip= on first IPv4 interface",
 			result: kvmnet.Result{Interfaces: []kvmnet.Interface{v6Only, v4}},
 			opts:   Options{Hostname: "h1"},
-			want:   "kvmnet.ip6=eth0:fd00::2/64:fd00::1 ip=10.0.0.2::10.0.0.1:255.0.0.0:h1:eth1:off kvmnet.mtu=eth1:1400",
+			want:   "kvmnet.ip6=eth0:fd00::2/64:fd00::1 ip=10.0.0.2::10.0.0.1:255.0.0.0:h1:eth1:off kvmnet.route=eth1:192.0.2.0/24:10.0.0.9 kvmnet.mtu=eth1:1400",
 		},
 		{
 			name: "IPv4 DNS only, two at most",
@@ -180,7 +180,7 @@ func TestKernelArgs(t *testing.T) {
 				Interfaces: []kvmnet.Interface{v4},
 				DNS:        kvmnet.DNS{Nameservers: addrs("fd00::53", "192.0.2.1", "192.0.2.2", "192.0.2.3")},
 			},
-			want: "ip=10.0.0.2::10.0.0.1:255.0.0.0::eth1:off:192.0.2.1:192.0.2.2 kvmnet.mtu=eth1:1400",
+			want: "ip=10.0.0.2::10.0.0.1:255.0.0.0::eth1:off:192.0.2.1:192.0.2.2 kvmnet.route=eth1:192.0.2.0/24:10.0.0.9 kvmnet.mtu=eth1:1400",
 		},
 		{
 			name:   "no interfaces",
@@ -196,6 +196,134 @@ func TestKernelArgs(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("KernelArgs =\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestKernelArgsRoutes(t *testing.T) {
+	tests := []struct {
+		name   string
+		addrs  []netip.Prefix
+		routes []kvmnet.Route
+		want   string
+	}{
+		{
+			name:   "subnet via router",
+			addrs:  prefixes("10.77.3.1/24"),
+			routes: []kvmnet.Route{route("10.77.30.0/24", "10.77.3.254")},
+			want:   "ip=10.77.3.1:::255.255.255.0::eth0:off kvmnet.route=eth0:10.77.30.0/24:10.77.3.254",
+		},
+		{
+			name:   "on-link route",
+			addrs:  prefixes("10.9.0.2/24"),
+			routes: []kvmnet.Route{route("10.99.0.0/16", "")},
+			want:   "ip=10.9.0.2:::255.255.255.0::eth0:off kvmnet.route=eth0:10.99.0.0/16",
+		},
+		{
+			name:   "destination with host bits",
+			addrs:  prefixes("10.9.0.2/24"),
+			routes: []kvmnet.Route{route("10.244.1.7/16", "10.9.0.1")},
+			want:   "ip=10.9.0.2:::255.255.255.0::eth0:off kvmnet.route=eth0:10.244.0.0/16:10.9.0.1",
+		},
+		{
+			name:   "IPv6 route via gateway",
+			addrs:  prefixes("fd00::2/64"),
+			routes: []kvmnet.Route{route("::/0", "fd00::1"), route("fd99::/48", "fd00::fe")},
+			want:   "kvmnet.ip6=eth0:fd00::2/64:fd00::1 kvmnet.route=eth0:fd99::/48:fd00::fe",
+		},
+		{
+			name:   "on-link default route",
+			addrs:  prefixes("10.9.0.2/24"),
+			routes: []kvmnet.Route{route("0.0.0.0/0", "")},
+			want:   "ip=10.9.0.2:::255.255.255.0::eth0:off kvmnet.route=eth0:0.0.0.0/0",
+		},
+		{
+			name:   "default route without address of its family",
+			addrs:  prefixes("10.9.0.2/24"),
+			routes: []kvmnet.Route{route("0.0.0.0/0", "10.9.0.1"), route("::/0", "fd00::1")},
+			want:   "ip=10.9.0.2::10.9.0.1:255.255.255.0::eth0:off kvmnet.route=eth0:::/0:fd00::1",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := kvmnet.Result{Interfaces: []kvmnet.Interface{{
+				HostDevice: "kvm00000001", GuestDevice: "eth0", MAC: "02:00:00:00:00:01", MTU: 1500,
+				Addresses: tt.addrs, Routes: tt.routes,
+			}}}
+			got, err := KernelArgs(&r, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("KernelArgs =\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestQEMUVnetHdrOff(t *testing.T) {
+	tests := []struct {
+		name       string
+		vnetHdr    bool
+		devicePath string
+		want       string
+	}{
+		{"tap without vnet header", false, "", "tap,id=net0,ifname=kvm00000001,script=no,downscript=no,vnet_hdr=off"},
+		{"tap with vnet header", true, "", "tap,id=net0,ifname=kvm00000001,script=no,downscript=no"},
+		{"macvtap", false, "/dev/tap9", "tap,id=net0,fd=3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := kvmnet.Result{Interfaces: []kvmnet.Interface{{
+				HostDevice: "kvm00000001", DevicePath: tt.devicePath, GuestDevice: "eth0",
+				MAC: "02:00:00:00:00:01", MTU: 1500, Queues: 1, VnetHdr: tt.vnetHdr,
+			}}}
+			args, _, err := QEMUArgs(&r, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if args[1] != tt.want {
+				t.Errorf("-netdev %q, want %q", args[1], tt.want)
+			}
+		})
+	}
+}
+
+func TestWriteResolvConfNoDNS(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteResolvConf(&buf, &kvmnet.Result{VM: "vm-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := buf.String(), "# no DNS settings\n"; got != want {
+		t.Errorf("WriteResolvConf without DNS = %q, want %q", got, want)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    Options
+		wantErr string
+	}{
+		{name: "zero value"},
+		{name: "host name", opts: Options{Hostname: "web-1.example"}},
+		{name: "host name with space", opts: Options{Hostname: "bad host!"}, wantErr: `invalid host name "bad host!"`},
+		{name: "host name with underscore", opts: Options{Hostname: "a_b"}, wantErr: `invalid host name "a_b"`},
+		{name: "long host name", opts: Options{Hostname: strings.Repeat("h", 65)}, wantErr: "longer than 64 bytes"},
+		{name: "device model with comma", opts: Options{QemuDevice: "e1000,romfile="}, wantErr: "invalid QEMU device model"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.opts.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tt.wantErr)
 			}
 		})
 	}

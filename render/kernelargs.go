@@ -52,11 +52,42 @@ func KernelArgs(r *kvmnet.Result, opts Options) (string, error) {
 			args = append(args, "kvmnet.ip6="+value)
 		}
 
+		for _, rt := range ifc.Routes {
+			if carriedByAddress(ifc, rt) {
+				continue
+			}
+			value := ifc.GuestDevice + ":" + rt.Dst.Masked().String()
+			if rt.GW.IsValid() {
+				value += ":" + rt.GW.String()
+			}
+			args = append(args, "kvmnet.route="+value)
+		}
+
 		if ifc.MTU != 0 && ifc.MTU != 1500 {
 			args = append(args, "kvmnet.mtu="+ifc.GuestDevice+":"+strconv.Itoa(ifc.MTU))
 		}
 	}
 	return strings.Join(args, " "), nil
+}
+
+// carriedByAddress reports whether the ip=, kvmnet.ip= or kvmnet.ip6=
+// parameter of ifc already sets rt: a default route via the gateway that
+// defaultGateway picks, on an interface with an address of its family.
+// Every other route needs its own kvmnet.route= parameter.
+func carriedByAddress(ifc *kvmnet.Interface, rt kvmnet.Route) bool {
+	if rt.Dst.Bits() != 0 || !rt.GW.IsValid() {
+		return false
+	}
+	v4 := rt.Dst.Addr().Is4()
+	family := 6
+	if v4 {
+		family = 4
+	}
+	if rt.GW != defaultGateway(ifc, family) {
+		return false
+	}
+	_, ok := firstAddress(ifc, v4)
+	return ok
 }
 
 // firstAddress returns the first address of ifc of the requested family

@@ -83,8 +83,9 @@ func checkQemuDevice(model string) error {
 // returned files list which device to open at which descriptor, from 3
 // upward in interface order, one descriptor per queue. A multiqueue NIC
 // gets queues=K on a tap netdev and mq=on on the device, plus
-// vectors=2K+2 on PCI models. host_mtu is set when the MTU is neither 0
-// nor 1500. Every netdev gets vhost=on when Options.VhostNet is set.
+// vectors=2K+2 on PCI models. A tap whose Interface.VnetHdr is false gets
+// vnet_hdr=off. host_mtu is set when the MTU is neither 0 nor 1500. Every
+// netdev gets vhost=on when Options.VhostNet is set.
 func QEMUArgs(r *kvmnet.Result, opts Options) (args []string, files []PassedFile, err error) {
 	if r == nil {
 		return nil, nil, errors.New("result is nil")
@@ -144,6 +145,11 @@ func qemuInterface(ifc *kvmnet.Interface, index int, model string, vhost bool, f
 		netdevOpts = append(netdevOpts, "ifname="+ifc.HostDevice, "script=no", "downscript=no")
 		if queues > 1 {
 			netdevOpts = append(netdevOpts, "queues="+strconv.Itoa(queues))
+		}
+		// QEMU (7.2) turns IFF_VNET_HDR on when it opens a tap, also one
+		// created without it, unless the netdev says vnet_hdr=off.
+		if !ifc.VnetHdr {
+			netdevOpts = append(netdevOpts, "vnet_hdr=off")
 		}
 	}
 	if vhost {

@@ -30,6 +30,20 @@ type Options struct {
 	Hostname string
 }
 
+// Validate returns an error for an option value that every format would
+// reject: a host name with other bytes than letters, digits, '-' and '.' or
+// longer than 64 bytes, or a QEMU device model that needs quoting. Callers
+// use it to check options before they create what they render.
+func (o Options) Validate() error {
+	if err := checkHostname(o.Hostname); err != nil {
+		return err
+	}
+	if o.QemuDevice != "" {
+		return checkQemuDevice(o.QemuDevice)
+	}
+	return nil
+}
+
 // format is one entry of the table that Render and Formats share.
 type format struct {
 	name  string
