@@ -14,8 +14,8 @@ import (
 
 // Gateway addresses that kvmnet puts on a bridge it did not create are
 // listed in <state-dir>/bridges/<bridge>.json, written before the address is
-// added, so that the last VM's down (or a later down after a crash) removes
-// them again. Addresses that were there before are never listed.
+// added, so that the down that leaves the bridge without ports (or gc later)
+// removes them again. Addresses that were there before are never listed.
 
 func (m *Manager) bridgeFile(bridge string) string {
 	return filepath.Join(m.opts.StateDir, "bridges", bridge+".json")
@@ -83,7 +83,7 @@ func (m *Manager) addBridgeGateway(h *link.Handle, bridge string, gw netip.Prefi
 }
 
 // releaseBridge removes a bridge kvmnet created once no link is enslaved to
-// it, or else the gateway addresses kvmnet added once no VM of kvmnet uses
+// it, or else the gateway addresses kvmnet added once no link at all uses
 // it. The caller holds the shared lock.
 func (m *Manager) releaseBridge(h *link.Handle, vm, bridge string) error {
 	removed, err := h.DeleteBridgeIfUnused(bridge)
@@ -94,7 +94,8 @@ func (m *Manager) releaseBridge(h *link.Handle, vm, bridge string) error {
 		m.log.Info("removed bridge kvmnet created, now unused", "vm", vm, "dev", bridge)
 		return m.writeBridgeAddrs(bridge, nil)
 	}
-	used, err := h.HasOwnedSlaves(bridge)
+	// Links of other CNI users on the bridge still need the gateway.
+	used, err := h.HasSlaves(bridge)
 	if err != nil || used {
 		return err
 	}

@@ -30,6 +30,7 @@ const (
 	GCBridge      = "bridge"
 	GCLockFile    = "lock-file"
 	GCTempFile    = "temp-file"
+	GCClaim       = "address-claim"
 	GCDeviceNode  = "device-node"
 )
 
@@ -193,6 +194,9 @@ type ownedObjects struct {
 	reservations []reservation
 	lockFile     bool
 	tempFiles    []string
+	// claims are the files under <state-dir>/addrs that claim a guest
+	// address for the VM.
+	claims []string
 }
 
 // reservation is one host-local reservation file in the data dir of the
@@ -278,6 +282,16 @@ func (g *gcRun) scanStateDir(get func(string) *ownedObjects) error {
 			o.tempFiles = append(o.tempFiles, filepath.Join(g.m.opts.StateDir, name))
 		}
 	}
+	claims, err := os.ReadDir(filepath.Join(g.m.opts.StateDir, "addrs"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("gc: list address claims: %w", err)
+	}
+	for _, e := range claims {
+		path := filepath.Join(g.m.opts.StateDir, "addrs", e.Name())
+		if id, _, ok := readClaim(path); ok && vmid.Validate(id) == nil {
+			get(id).claims = append(get(id).claims, path)
+		}
+	}
 	return nil
 }
 
@@ -335,6 +349,17 @@ func (g *gcRun) collectOrphans(id string, objs *ownedObjects) {
 	for _, path := range objs.tempFiles {
 		g.do(GCItem{Kind: GCTempFile, VM: id, Object: path, Action: "remove"}, func() error {
 			return removeIfExists(path)
+		})
+	}
+	for _, path := range objs.claims {
+		g.do(GCItem{Kind: GCClaim, VM: id, Object: path, Action: "remove"}, func() error {
+			return g.m.withShared(func() error {
+				// Another VM may have taken the address over meanwhile.
+				if owner, _, ok := readClaim(path); ok && owner != id {
+					return nil
+				}
+				return removeIfExists(path)
+			})
 		})
 	}
 	if corrupt {

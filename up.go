@@ -407,6 +407,9 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 	if err := failpoint.Inject(failpoint.UpIPAMResultSaved, i); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
+	if err := m.withShared(func() error { return m.claimAddresses(rec.VM, a.Network, ipamRes) }); err != nil {
+		return ifc, cniresult.DNS{}, err
+	}
 	fillAddressing(&ifc, ipamRes, n)
 
 	// Host addresses and routes; the kernel adds routes only to a link that is up.
@@ -510,6 +513,14 @@ func (m *Manager) hostSide(h *link.Handle, a *state.Attachment, n *netconf.Netwo
 		case "ptp":
 			if err := h.AddAddr(a.HostDevice, link.Addr{Prefix: gw, NoPrefixRoute: true}, false); err != nil {
 				return err
+			}
+			// The guest sees its whole subnet on-link, but its neighbours sit
+			// behind other taps: the host answers their ARP requests.
+			// NOTE: IPv6 neighbours on other taps are not proxied (no proxy_ndp).
+			if addr.Prefix.Addr().Is4() {
+				if err := link.WriteSysctl("/proc/sys/net/ipv4/conf/"+a.HostDevice+"/proxy_arp", "1"); err != nil {
+					return err
+				}
 			}
 			if err := failpoint.Inject(failpoint.UpAddressAdded, a.Index); err != nil {
 				return err

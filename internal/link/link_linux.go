@@ -327,7 +327,9 @@ func (h *Handle) AddRoute(dev string, dst netip.Prefix) error {
 		return fmt.Errorf("look up link %s: %w", dev, err)
 	}
 	r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: toIPNet(dst), Scope: netlink.SCOPE_LINK}
-	if err := h.nl.RouteReplace(r); err != nil {
+	if err := h.nl.RouteAdd(r); errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add route %s dev %s: a route to %s exists already; another device uses this address", dst, dev, dst)
+	} else if err != nil {
 		return fmt.Errorf("add route %s dev %s: %w", dst, dev, err)
 	}
 	return nil
@@ -462,9 +464,8 @@ func (h *Handle) DelAddr(dev string, p netip.Prefix) error {
 	return nil
 }
 
-// HasOwnedSlaves reports whether a link with a kvmnet alias is enslaved to
-// the bridge name.
-func (h *Handle) HasOwnedSlaves(name string) (bool, error) {
+// HasSlaves reports whether any link is enslaved to the bridge name.
+func (h *Handle) HasSlaves(name string) (bool, error) {
 	br, err := h.Get(name)
 	if err != nil || br == nil {
 		return false, err
@@ -474,7 +475,7 @@ func (h *Handle) HasOwnedSlaves(name string) (bool, error) {
 		return false, fmt.Errorf("list links: %w", err)
 	}
 	for _, l := range links {
-		if l.Attrs().MasterIndex == br.Attrs().Index && strings.HasPrefix(l.Attrs().Alias, AliasPrefix) {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
 			return true, nil
 		}
 	}
