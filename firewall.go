@@ -2,6 +2,7 @@ package kvmnet
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -86,6 +87,9 @@ func placePorts(ports []firewall.PortSpec, res *Result, vm *firewall.VM) error {
 			if p.HostIP.IsValid() && !p.HostIP.Is4() {
 				family = 6
 			}
+			if !hasFamily(res, family == 4) {
+				return fmt.Errorf("port %s: the guest has no IPv%d address on any network", p.PortForward, family)
+			}
 			if ifc := res.DefaultRoute(family); ifc != nil {
 				for i := range res.Interfaces {
 					if &res.Interfaces[i] == ifc {
@@ -94,7 +98,7 @@ func placePorts(ports []firewall.PortSpec, res *Result, vm *firewall.VM) error {
 				}
 			}
 			if index < 0 {
-				return fmt.Errorf("port %s: no network carries the guest's default route; name one, e.g. --port NET:%d:%d", p.PortForward, p.HostPort, p.GuestPort)
+				return fmt.Errorf("port %s: no network carries the guest's IPv%d default route; put the network name in front, e.g. --port NET:%s", p.PortForward, family, p.PortForward)
 			}
 		}
 		wantV4 := !p.HostIP.IsValid() || p.HostIP.Is4()
@@ -193,6 +197,12 @@ func (m *Manager) removeFirewall(rec *state.Record) error {
 			err = fw.RemoveOwner(vmid.Tag(rec.VM))
 		} else {
 			err = fw.Remove(fs.VM, fs.Receipt)
+			if errors.Is(err, firewall.ErrInvalid) {
+				// What Add rejected can never be removed by value: remove by
+				// owner, so a bad record cannot block down forever.
+				m.log.Warn("firewall state of the record is invalid; removing entries by owner", "vm", rec.VM, "err", err)
+				err = fw.RemoveOwner(vmid.Tag(rec.VM))
+			}
 		}
 		if err != nil {
 			return err
@@ -205,12 +215,19 @@ func (m *Manager) removeFirewall(rec *state.Record) error {
 // tagFirewall presents the firewall to gc by VM id: entries carry
 // vmid.Tag, which differs from the id for ids over 128 bytes.
 type tagFirewall struct {
+	m     *Manager
 	fw    *firewall.Firewall
 	byTag map[string]string
 }
 
 func (t *tagFirewall) Owners() ([]string, error) {
-	tags, err := t.fw.Owners()
+	// Under the shared lock: a concurrent down may delete the tables
+	// between two set reads.
+	var tags []string
+	err := t.m.withShared(func() (err error) {
+		tags, err = t.fw.Owners()
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -243,5 +260,18 @@ func (m *Manager) newGCFirewall() (gcFirewall, error) {
 	for _, id := range ids {
 		byTag[vmid.Tag(id)] = id
 	}
-	return &tagFirewall{fw: fw, byTag: byTag}, nil
+	return &tagFirewall{m: m, fw: fw, byTag: byTag}, nil
+}
+
+// hasFamily reports whether any interface of res has an IPv4 (v4) or IPv6
+// address.
+func hasFamily(res *Result, v4 bool) bool {
+	for _, ifc := range res.Interfaces {
+		for _, a := range ifc.Addresses {
+			if a.Addr().Is4() == v4 {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -40,7 +40,8 @@
 //   - forward (filter, 0): accepts established and DNATed connections and
 //     traffic inside one subnet (bridge netfilter passes bridged traffic
 //     through this hook in a new namespace), then drops traffic from
-//     isolated guests and traffic between guests of different networks.
+//     isolated guests, new connections to isolated guests, and traffic
+//     between guests of different networks.
 //
 // Anti-spoofing cannot live in the inet table: inet hooks never see ARP, and
 // they see bridged frames with the bridge, not the tap, as input device.

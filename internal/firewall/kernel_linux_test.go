@@ -99,6 +99,7 @@ func TestIsolated(t *testing.T) {
 	serveTCP(t, l.peer, addrPort(peerAddr4, 7000))
 	serveTCP(t, l.peer, addrPort(peerAddr6, 7000))
 	serveTCP(t, other.ns, addrPort("10.4.0.2", 80))
+	serveTCP(t, g.ns, addrPort("10.3.0.2", 6000))
 
 	a := g.attachment("restricted")
 	a.Isolated = true
@@ -114,6 +115,8 @@ func TestIsolated(t *testing.T) {
 	mustNotReach(t, g.ns, "", addrPort(peerAddr4, 7000))
 	mustNotReach(t, g.ns, "", addrPort(peerAddr6, 7000))
 	mustNotReach(t, g.ns, "", addrPort("10.4.0.2", 80))
+	// Nothing beyond the host opens connections to the isolated guest either.
+	mustNotReach(t, l.peer, "", addrPort("10.3.0.2", 6000))
 }
 
 // forwardLab is a lab with one guest that has forwarded ports and servers

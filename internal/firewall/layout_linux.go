@@ -206,6 +206,10 @@ func (l *layout) forwardRules() [][]expr.Any {
 		rule(matchNfproto(nfprotoIPv6), matchPayload(loadNetwork(ip6Daddr, 16, 1), expr.CmpOpEq, ipv6Multicast(), prefixMask(16, 8)), accept),
 		rule(matchNfproto(nfprotoIPv4), one(loadNetwork(ip4Saddr, 4, 1), lookup(l.sets[setIsolated4], 1, false)), drop),
 		rule(matchNfproto(nfprotoIPv6), one(loadNetwork(ip6Saddr, 16, 1), lookup(l.sets[setIsolated6], 1, false)), drop),
+		// New connections from beyond the host to an isolated guest, too;
+		// only forwarded ports (DNAT, accepted above) reach it.
+		rule(matchNfproto(nfprotoIPv4), one(loadNetwork(ip4Daddr, 4, 1), lookup(l.sets[setIsolated4], 1, false)), drop),
+		rule(matchNfproto(nfprotoIPv6), one(loadNetwork(ip6Daddr, 16, 1), lookup(l.sets[setIsolated6], 1, false)), drop),
 		rule(matchNfproto(nfprotoIPv4),
 			one(loadNetwork(ip4Saddr, 4, 1), lookup(l.sets[setGuest4], 1, false)),
 			one(loadNetwork(ip4Daddr, 4, 1), lookup(l.sets[setGuest4], 1, false)), drop),
