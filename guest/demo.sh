@@ -7,7 +7,8 @@
 # `kvmnet down` and checks that nothing is left. Everything happens inside
 # the namespace and a temporary directory, both removed on any exit.
 #
-# Needs root, qemu-system-x86_64, busybox and Go. Usage: sudo guest/demo.sh
+# Needs root, qemu-system-x86_64, busybox and Go. Usage, as root or with
+# sudo: guest/demo.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "demo: network namespaces and taps need root; run: sudo $0" >&2
+  echo "demo: network namespaces and taps need root; run $0 as root or with sudo" >&2
   exit 1
 fi
 scripts/setup.sh
@@ -16,7 +16,7 @@ guest=1
 [ "${1:-}" = "--no-guest" ] && guest=0
 
 work=$(mktemp -d /tmp/kvmnet-demo.XXXXXX)
-ns="kvmnet-demo-$$"
+ns="kvmt-demo-$$"
 cleanup() {
   ip netns del "$ns" 2>/dev/null || true
   rm -rf "$work"
@@ -24,6 +24,8 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/kvmnet" ./cmd/kvmnet
+# kvmnet rejects a --net-dir that does not exist.
+mkdir -p "$work/net.d"
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 kvmnet() {
