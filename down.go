@@ -135,6 +135,9 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 		return err
 	}
 	m.removeTempRecords(rec.VM)
+	if err := m.withShared(m.restoreForwarding); err != nil {
+		m.log.Warn("could not restore the forwarding settings", "vm", rec.VM, "err", err)
+	}
 	return failpoint.Inject(failpoint.DownRecordDeleted, -1)
 }
 

@@ -121,9 +121,14 @@ func (m *Manager) GC(ctx context.Context, dryRun bool) ([]GCItem, error) {
 	}
 
 	// Last, bridges and firewall tables that the removals above may have
-	// emptied.
+	// emptied, and the forwarding settings once no VM is left.
 	g.collectBridges()
 	g.pruneFirewall()
+	if !dryRun {
+		if err := m.withShared(m.restoreForwarding); err != nil {
+			g.errs = append(g.errs, fmt.Errorf("gc: restore forwarding settings: %w", err))
+		}
+	}
 	return g.items, errors.Join(g.errs...)
 }
 

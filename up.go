@@ -542,7 +542,7 @@ func (m *Manager) hostSide(h *link.Handle, a *state.Attachment, n *netconf.Netwo
 			}
 		}
 		if n.Conf.Type != "macvlan" {
-			if err := link.EnableForwarding(!addr.Prefix.Addr().Is4()); err != nil {
+			if err := m.enableForwarding(!addr.Prefix.Addr().Is4()); err != nil {
 				return err
 			}
 		}

@@ -391,16 +391,6 @@ func (h *Handle) Owned() (map[string]string, error) {
 	return out, nil
 }
 
-// EnableForwarding turns on IPv4 or IPv6 forwarding in the current network
-// namespace, as CNI's ptp and bridge plugins do.
-func EnableForwarding(ipv6 bool) error {
-	path := "/proc/sys/net/ipv4/ip_forward"
-	if ipv6 {
-		path = "/proc/sys/net/ipv6/conf/all/forwarding"
-	}
-	return WriteSysctl(path, "1")
-}
-
 // WriteSysctl writes value to a file under /proc/sys unless it has it already.
 func WriteSysctl(path, value string) error {
 	current, err := os.ReadFile(path)

@@ -36,6 +36,9 @@ type Network struct {
 	Bytes []byte
 	// Conf holds the fields kvmnet reads from Bytes.
 	Conf Conf
+	// Err is why the network's file could not be used; the other fields but
+	// Name and Source are then empty.
+	Err error
 	// Portmap reports that the conflist chains the portmap plugin.
 	Portmap bool
 	// chainedMappings are the portMappings of a chained portmap plugin.
@@ -129,7 +132,10 @@ func Builtins(ipamDataDir string) []*Network {
 
 // Load reads every .conf, .conflist and .json file of dirs (missing dirs are
 // fine), in file-name order per directory, and returns them followed by the
-// built-ins that no file overrides. Two files defining one name are an error.
+// built-ins that no file overrides. A file that cannot be read or parsed, or
+// that repeats the name of an earlier file, becomes a Network with Err set,
+// named after its "name" field or else its file name, so that it fails only
+// the VMs that use it. Only an unreadable directory is an error.
 func Load(dirs []string, ipamDataDir string) (files, all []*Network, err error) {
 	seen := map[string]string{}
 	for _, dir := range dirs {
@@ -151,15 +157,20 @@ func Load(dirs []string, ipamDataDir string) (files, all []*Network, err error) 
 		for _, name := range names {
 			path := filepath.Join(dir, name)
 			data, err := readLimited(path)
-			if err != nil {
-				return nil, nil, err
+			var n *Network
+			if err == nil {
+				n, err = Parse(data, path)
 			}
-			n, err := Parse(data, path)
 			if err != nil {
-				return nil, nil, err
+				n = &Network{Name: guessName(data, name), Source: path, Err: err}
 			}
 			if prev, ok := seen[n.Name]; ok {
-				return nil, nil, fmt.Errorf("network %q is defined twice: in %s and in %s; rename or remove one", n.Name, prev, path)
+				n = &Network{Name: n.Name, Source: path, Err: fmt.Errorf("network %q is defined twice: in %s and in %s; rename or remove one", n.Name, prev, path)}
+				for _, earlier := range files {
+					if earlier.Name == n.Name && earlier.Err == nil {
+						earlier.Err = n.Err
+					}
+				}
 			}
 			seen[n.Name] = path
 			files = append(files, n)
@@ -172,6 +183,18 @@ func Load(dirs []string, ipamDataDir string) (files, all []*Network, err error) 
 		}
 	}
 	return files, all, nil
+}
+
+// guessName returns the "name" field of a config that failed to load, or
+// its file name without the extension.
+func guessName(data []byte, file string) string {
+	var probe struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(data, &probe) == nil && ValidateName(probe.Name) == nil {
+		return probe.Name
+	}
+	return strings.TrimSuffix(file, filepath.Ext(file))
 }
 
 func readLimited(path string) ([]byte, error) {

@@ -81,9 +81,14 @@ func TestLoadOverridesBuiltin(t *testing.T) {
 
 func TestLoadDuplicateName(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"10-a.conf": ptp("same"), "20-b.conflist": `{"name":"same","plugins":[{"type":"ptp","ipam":{"type":"host-local"}}]}`})
-	_, _, err := Load([]string{dir}, "/ipam")
+	files, all, err := Load([]string{dir}, "/ipam")
+	if err != nil {
+		t.Fatalf("Load = %v, want the error on the networks only", err)
+	}
+	list, _ := ParseNetList([]string{"same"})
+	_, _, err = Resolve(list, files, all)
 	if err == nil {
-		t.Fatal("Load accepted two files with one network name")
+		t.Fatal("Resolve accepted a network defined by two files")
 	}
 	for _, want := range []string{`"same"`, "10-a.conf", "20-b.conflist"} {
 		if !strings.Contains(err.Error(), want) {
@@ -94,8 +99,34 @@ func TestLoadDuplicateName(t *testing.T) {
 
 func TestLoadTooLarge(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"10-big.conf": ptp("big") + strings.Repeat(" ", MaxConfigSize)})
-	if _, _, err := Load([]string{dir}, "/ipam"); err == nil || !strings.Contains(err.Error(), "larger than") {
-		t.Errorf("error %v, want one saying the file is too large", err)
+	files, _, err := Load([]string{dir}, "/ipam")
+	if err != nil {
+		t.Fatalf("Load = %v, want the error on the network only", err)
+	}
+	if len(files) != 1 || files[0].Err == nil || !strings.Contains(files[0].Err.Error(), "larger than") {
+		t.Errorf("files %+v, want one network whose error says the file is too large", files)
+	}
+}
+
+func TestBadFileFailsOnlyItsNetwork(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"00-bad.conf": `{bad json`, "10-good.conf": ptp("good")})
+	files, all, err := Load([]string{dir}, "/ipam")
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	for _, name := range []string{"good", "default"} {
+		list, _ := ParseNetList([]string{name})
+		if _, _, err := Resolve(list, files, all); err != nil {
+			t.Errorf("Resolve(%s) = %v, want the bad file to be ignored", name, err)
+		}
+	}
+	list, _ := ParseNetList([]string{"00-bad"})
+	if _, _, err := Resolve(list, files, all); err == nil || !strings.Contains(err.Error(), "00-bad.conf") {
+		t.Errorf("Resolve(00-bad) = %v, want the parse error naming the file", err)
+	}
+	list, _ = ParseNetList([]string{"all"})
+	if _, _, err := Resolve(list, files, all); err == nil {
+		t.Error("Resolve(all) accepted a net dir with a bad file")
 	}
 }
 

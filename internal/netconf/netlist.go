@@ -167,6 +167,9 @@ func Resolve(list NetList, files, all []*Network) ([]*Network, []Attachment, err
 		if !ok {
 			return nil, nil, fmt.Errorf("unknown network %q; known networks: %s", a.Network, knownNames(all))
 		}
+		if n.Err != nil {
+			return nil, nil, n.Err
+		}
 		nets = append(nets, n)
 	}
 	return nets, atts, nil

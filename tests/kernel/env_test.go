@@ -103,11 +103,11 @@ func (e *env) down(id string) {
 }
 
 // requireBaseline fails the test unless the namespace equals the baseline,
-// except the forwarding sysctls, and no reservation or state record is left.
+// forwarding sysctls included, and no reservation or state record is left.
 func (e *env) requireBaseline() {
 	e.t.Helper()
 	now := e.ns.Snapshot(e.t)
-	if d := testenv.Diff(e.base.Without(testenv.ForwardingSysctls...), now.Without(testenv.ForwardingSysctls...)); d != "" {
+	if d := testenv.Diff(e.base, now); d != "" {
 		e.t.Fatalf("namespace differs from the baseline (-before +after):\n%s", d)
 	}
 	if r := testenv.Reservations(e.t, e.cli.IPAMDir()); len(r) != 0 {
