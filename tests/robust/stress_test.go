@@ -96,6 +96,32 @@ func (e *env) requireIntact(vms []vmSummary) {
 	}
 }
 
+// whileGC runs gc again and again while fn runs. It returns the result of
+// the first gc that failed, or of the last one.
+func (e *env) whileGC(fn func()) result {
+	done := make(chan struct{})
+	gcResult := make(chan result)
+	go func() {
+		var last result
+		for {
+			select {
+			case <-done:
+				gcResult <- last
+				return
+			default:
+			}
+			if last = e.run("gc"); last.code != 0 {
+				<-done
+				gcResult <- last
+				return
+			}
+		}
+	}()
+	fn()
+	close(done)
+	return <-gcResult
+}
+
 // TestStress brings 50 VMs up and down concurrently, 5 rounds, killing some
 // ups at random, with gc running during the ups and after them. Each VM is
 // on the ptp network default and the bridge network br.
@@ -130,35 +156,18 @@ func TestStress(t *testing.T) {
 
 		// Up every VM, with gc running alongside.
 		results := make([]result, vms)
-		gcDone := make(chan result)
-		stop := make(chan struct{})
-		go func() {
-			var last result
-			for {
-				select {
-				case <-stop:
-					gcDone <- last
-					return
-				default:
+		gcResult := e.whileGC(func() {
+			parallel(vms, limit, func(i int) {
+				id := fmt.Sprintf("st-%d", i)
+				if plans[i].kill {
+					results[i] = e.upKilled(id, plans[i].delay, "--net", stressNets)
+				} else {
+					results[i] = e.run("up", id, "--net", stressNets)
 				}
-				if last = e.run("gc"); last.code != 0 {
-					gcDone <- last
-					<-stop
-					return
-				}
-			}
-		}()
-		parallel(vms, limit, func(i int) {
-			id := fmt.Sprintf("st-%d", i)
-			if plans[i].kill {
-				results[i] = e.upKilled(id, plans[i].delay, "--net", stressNets)
-			} else {
-				results[i] = e.run("up", id, "--net", stressNets)
-			}
+			})
 		})
-		close(stop)
-		if r := <-gcDone; r.code != 0 {
-			t.Errorf("round %d: gc during the ups: %s", round, r)
+		if gcResult.code != 0 {
+			t.Errorf("round %d: gc during the ups: %s", round, gcResult)
 		}
 		for i, r := range results {
 			switch {
@@ -190,12 +199,17 @@ func TestStress(t *testing.T) {
 			t.Errorf("round %d: %d reservations for %d vms: %v", round, len(reservations), len(survivors), reservations)
 		}
 
-		// Down every VM, killed or not, concurrently.
-		parallel(vms, limit, func(i int) {
-			if r := e.run("down", fmt.Sprintf("st-%d", i)); r.code != 0 {
-				t.Errorf("round %d: down st-%d: %s", round, i, r)
-			}
+		// Down every VM, killed or not, concurrently, with gc alongside.
+		gcResult = e.whileGC(func() {
+			parallel(vms, limit, func(i int) {
+				if r := e.run("down", fmt.Sprintf("st-%d", i)); r.code != 0 {
+					t.Errorf("round %d: down st-%d: %s", round, i, r)
+				}
+			})
 		})
+		if gcResult.code != 0 {
+			t.Errorf("round %d: gc during the downs: %s", round, gcResult)
+		}
 		e.mustRun("gc")
 		e.requireBaseline(base, fmt.Sprintf("after round %d", round))
 	}
