@@ -195,8 +195,8 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	}
 
 	// Firewall: masquerade and the VM's other entries, in one batch. The
-	// record says so first, so that down removes entries of a batch that
-	// was sent but not recorded.
+	// record is marked first, so that down removes the entries of a batch
+	// that was sent but not recorded.
 	rec.FirewallPlanned = true
 	if err := m.store.Save(rec); err != nil {
 		return nil, err

@@ -47,7 +47,7 @@ func itemKeys(items []gcItem) []string {
 // makeOrphans leaves objects of VM ids without a usable record, as a crash
 // or a hand-deleted record would. ghost has a tap, a reservation in the
 // default network and a temporary record file. ghost2 has a reservation in
-// a network gc knows no config of, and ghost3 a lock file. broken has a
+// a network without a config, and ghost3 a lock file. broken has a
 // tap and a corrupt record. killed has the record of an up killed after
 // IPAM ADD.
 func (e *env) makeOrphans() {

@@ -64,10 +64,10 @@ func (e *env) upKilled(id string, delay time.Duration, args ...string) result {
 	return r
 }
 
-// requireIntact fails the test unless each VM on the networks default and
-// br has its two taps with their owner alias, the gateway address and a
-// host route to its address on the first tap, and the second tap on the
-// bridge.
+// requireIntact checks each VM on the networks default and br. Both taps
+// must exist with the VM's owner alias. The first tap must carry the
+// gateway address and a host route to the guest, and the second tap must
+// be on the bridge.
 func (e *env) requireIntact(vms []vmSummary) {
 	e.t.Helper()
 	snap := e.ns.Snapshot(e.t)
