@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -135,6 +136,15 @@ func (c *cli) cmdList(g *globals, args []string) error {
 	return tw.Flush()
 }
 
+// networkRow is one network in the output of the networks command.
+type networkRow struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Source string `json:"source"`
+	// Error is why the network's config file cannot be used.
+	Error string `json:"error,omitempty"`
+}
+
 func (c *cli) cmdNetworks(g *globals, args []string) error {
 	fs := newFlagSet("networks")
 	g.register(fs)
@@ -156,22 +166,51 @@ func (c *cli) cmdNetworks(g *globals, args []string) error {
 		return err
 	}
 
-	type row struct {
-		Name   string `json:"name"`
-		Type   string `json:"type"`
-		Source string `json:"source"`
-	}
-	rows := []row{}
+	rows := []networkRow{}
+	invalid := 0
 	for _, n := range nets {
-		rows = append(rows, row{n.Name, n.Conf.Type, n.Source})
+		r := networkRow{Name: n.Name, Type: n.Conf.Type, Source: n.Source}
+		if n.Err != nil {
+			r.Error = n.Err.Error()
+			invalid++
+		}
+		rows = append(rows, r)
 	}
+
 	if *asJSON {
-		return writeJSON(c.stdout, rows)
+		if err := writeJSON(c.stdout, rows); err != nil {
+			return err
+		}
+	} else if err := printNetworks(c.stdout, rows, invalid > 0); err != nil {
+		return err
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTYPE\tSOURCE")
+	// A bad file fails only the VMs that use its network, so networks
+	// reports it and exits 1 for scripts that check the configs.
+	if invalid > 0 {
+		return fmt.Errorf("%d of %d network configs are invalid; fix or remove their files", invalid, len(rows))
+	}
+	return nil
+}
+
+// printNetworks writes the networks as a table. The ERROR column is there
+// only when a network has an error.
+func printNetworks(w io.Writer, rows []networkRow, withErrors bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if withErrors {
+		fmt.Fprintln(tw, "NAME\tTYPE\tSOURCE\tERROR")
+	} else {
+		fmt.Fprintln(tw, "NAME\tTYPE\tSOURCE")
+	}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Type, r.Source)
+		typ := r.Type
+		if typ == "" {
+			typ = "-"
+		}
+		if withErrors {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, typ, r.Source, r.Error)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, typ, r.Source)
+		}
 	}
 	return tw.Flush()
 }

@@ -192,22 +192,73 @@ func TestNetworksCommand(t *testing.T) {
 }
 
 func TestInvalidConfigFile(t *testing.T) {
-	for name, text := range map[string]string{"null": "null", "truncated": `{"name":`, "wrong type": `{"name":"n","type":"ptp","mtu":"9000","ipam":{"type":"host-local"}}`} {
-		t.Run(name, func(t *testing.T) {
+	cases := []struct {
+		name, text string
+		// network is the name the bad file's network is listed under.
+		network string
+	}{
+		{"null", "null", "10-bad"},
+		{"truncated", `{"name":`, "10-bad"},
+		{"wrong type", `{"name":"n","type":"ptp","mtu":"9000","ipam":{"type":"host-local"}}`, "n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			d := newCLIDirs(t)
-			if err := os.WriteFile(filepath.Join(d.net, "10-bad.conf"), []byte(text), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(d.net, "10-bad.conf"), []byte(tc.text), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			for _, args := range [][]string{{"networks"}, {"up", "vm-1"}} {
-				code, _, stderr := runCLI(t, d, args...)
-				if code != 1 || !strings.Contains(stderr, "10-bad.conf") {
-					t.Errorf("kvmnet %q with config %s: exit status %d, stderr %q; want 1 and the file named", args, text, code, stderr)
-				}
+
+			code, stdout, stderr := runCLI(t, d, "networks")
+			if code != 1 {
+				t.Errorf("networks: exit status %d, want 1; stderr %q", code, stderr)
+			}
+			if !strings.Contains(stderr, "1 of 3 network configs are invalid") {
+				t.Errorf("networks stderr %q, want the count of invalid configs", stderr)
+			}
+			lines := strings.Split(stdout, "\n")
+			if !strings.Contains(lines[0], "ERROR") {
+				t.Errorf("networks header %q, want an ERROR column", lines[0])
+			}
+			if !strings.Contains(stdout, tc.network+"  ") || !strings.Contains(stdout, "10-bad.conf") {
+				t.Errorf("networks output lacks network %q of 10-bad.conf:\n%s", tc.network, stdout)
+			}
+			if !strings.Contains(stdout, "default ") {
+				t.Errorf("networks output lacks the built-in networks:\n%s", stdout)
+			}
+
+			code, _, stderr = runCLI(t, d, "up", "vm-1", "--net", tc.network)
+			if code != 1 || !strings.Contains(stderr, "10-bad.conf") {
+				t.Errorf("up --net %s: exit status %d, stderr %q; want 1 and the file named", tc.network, code, stderr)
+			}
+			_, _, stderr = runCLI(t, d, "up", "vm-1")
+			if strings.Contains(stderr, "10-bad.conf") {
+				t.Errorf("up on the default network failed on the bad file: %q", stderr)
 			}
 			if files := stateFiles(t, d); len(files) != 0 {
 				t.Errorf("files left in the state dir: %v", files)
 			}
 		})
+	}
+}
+
+func TestNetworksJSONNamesError(t *testing.T) {
+	d := newCLIDirs(t)
+	if err := os.WriteFile(filepath.Join(d.net, "10-bad.conf"), []byte("{bad json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ := runCLI(t, d, "networks", "--json")
+	if code != 1 {
+		t.Errorf("networks --json: exit status %d, want 1", code)
+	}
+	var rows []struct{ Name, Type, Source, Error string }
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatalf("networks --json output %q: %v", stdout, err)
+	}
+	if len(rows) != 3 || rows[0].Name != "10-bad" || !strings.Contains(rows[0].Error, "10-bad.conf") {
+		t.Errorf("networks --json rows %+v, want 10-bad with its error first", rows)
+	}
+	if rows[1].Error != "" || rows[2].Error != "" {
+		t.Errorf("built-in networks have errors: %+v", rows[1:])
 	}
 }
 
