@@ -141,7 +141,7 @@ type networkRow struct {
 	Name   string `json:"name"`
 	Type   string `json:"type"`
 	Source string `json:"source"`
-	// Error is why the network's config file cannot be used.
+	// Error is the reason the network's config file cannot be used.
 	Error string `json:"error,omitempty"`
 }
 
