@@ -28,23 +28,31 @@ func TestStateFileModes(t *testing.T) {
 	}
 }
 
-// TestStateDirModeTightened checks that an existing state dir with loose
-// permissions is set to 0700.
-func TestStateDirModeTightened(t *testing.T) {
+// TestStateDirWritableByOthers checks that kvmnet never works in an
+// existing state dir that other users can write to, where they could plant
+// records and lock files: it either rejects the dir, naming it, or makes it
+// private first.
+func TestStateDirWritableByOthers(t *testing.T) {
 	e := newEnv(t, "loose")
-	if err := os.MkdirAll(e.stateDir, 0o755); err != nil {
+	if err := os.MkdirAll(e.stateDir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(e.stateDir, 0o755); err != nil {
+	if err := os.Chmod(e.stateDir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	e.mustRun("list")
+	r := e.run("up", "vm-1")
 	info, err := os.Stat(e.stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := info.Mode().Perm(); got != 0o700 {
-		t.Errorf("state dir mode = %v, want 0700", got)
+	switch {
+	case r.code == 0:
+		defer e.mustRun("down", "vm-1")
+		if got := info.Mode().Perm(); got&0o022 != 0 {
+			t.Errorf("up used a state dir of mode %v, writable by other users", got)
+		}
+	case !strings.Contains(r.stderr, e.stateDir):
+		t.Errorf("error does not name the state dir %s: %s", e.stateDir, r)
 	}
 }
 

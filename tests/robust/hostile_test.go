@@ -49,7 +49,7 @@ func hostileCases() []hostileCase {
 		{
 			name:     "malformed JSON",
 			setup:    func(e *env) { e.writeNet("bad.conf", `{"cniVersion":"1.0.0","name":"bad","type":"ptp",`) },
-			args:     []string{"up", "vm-1"},
+			args:     []string{"up", "vm-1", "--net", "bad"},
 			code:     1,
 			fragment: "bad.conf",
 		},
@@ -243,7 +243,7 @@ exit 1
 		{
 			name:     "network name with a space",
 			setup:    func(e *env) { e.writeNet("n.conf", ptpNet("bad name", "")) },
-			args:     []string{"up", "vm-1"},
+			args:     []string{"up", "vm-1", "--net", "n"},
 			code:     1,
 			fragment: `"bad name"`,
 		},
