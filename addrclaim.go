@@ -41,7 +41,13 @@ func (m *Manager) claimAddresses(vm, net string, res cniresult.Result) error {
 				}
 			}
 		}
-		if err := os.WriteFile(path, []byte(vm+" "+net+"\n"), 0o600); err != nil {
+		// Written to a temporary file first: a process killed meanwhile must
+		// not leave an empty claim.
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(vm+" "+net+"\n"), 0o600); err != nil {
+			return fmt.Errorf("claim guest address %s: %w", a.Prefix.Addr(), err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
 			return fmt.Errorf("claim guest address %s: %w", a.Prefix.Addr(), err)
 		}
 	}

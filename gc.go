@@ -293,9 +293,14 @@ func (g *gcRun) scanStateDir(get func(string) *ownedObjects) error {
 	}
 	for _, e := range claims {
 		path := filepath.Join(g.m.opts.StateDir, "addrs", e.Name())
-		if id, _, ok := readClaim(path); ok && vmid.Validate(id) == nil {
+		if id, _, ok := readClaim(path); ok && vmid.Validate(id) == nil && !strings.HasSuffix(path, ".tmp") {
 			get(id).claims = append(get(id).claims, path)
+			continue
 		}
+		// A claim without an owner: a temporary file of a killed up.
+		g.do(GCItem{Kind: GCClaim, Object: path, Action: "remove"}, func() error {
+			return g.m.withShared(func() error { return removeIfExists(path) })
+		})
 	}
 	return nil
 }

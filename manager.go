@@ -73,6 +73,14 @@ func New(opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("invalid CNI path entry %q: must be an absolute directory", dir)
 		}
 	}
+	// Records keep paths, so relative ones are resolved once, here.
+	for _, dir := range append([]*string{&opts.StateDir, &opts.DevDir}, pointers(opts.NetDirs)...) {
+		abs, err := filepath.Abs(*dir)
+		if err != nil {
+			return nil, fmt.Errorf("resolve directory %q: %w", *dir, err)
+		}
+		*dir = abs
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -200,3 +208,12 @@ func validateRequest(req *UpRequest) error {
 
 // joinNames formats network names for messages.
 func joinNames(names []string) string { return strings.Join(names, ", ") }
+
+// pointers returns a pointer to each element of list.
+func pointers(list []string) []*string {
+	out := make([]*string, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out
+}

@@ -92,11 +92,16 @@ func (h *Handle) CreateTap(t Tap) error {
 			return fmt.Errorf("set group %d of tap %s: %w", t.Group, t.Name, err)
 		}
 	}
+	// The owner alias goes on while the tap still dies with this fd, so a
+	// process killed at any point never leaves a tap without its mark.
+	if err := h.configure(t.Name, t.Alias, t.MTU, nil); err != nil {
+		return err
+	}
 	if err := ioctl(fd, unix.TUNSETPERSIST, 1); err != nil {
 		return fmt.Errorf("make tap %s persistent: %w", t.Name, err)
 	}
 	// From here on the tap outlives this process; the caller's undo removes it.
-	return h.configure(t.Name, t.Alias, t.MTU, nil)
+	return nil
 }
 
 func ioctl(fd int, request, arg uintptr) error {

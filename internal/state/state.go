@@ -87,13 +87,25 @@ type Store struct {
 	Dir string
 }
 
-// Open creates dir (mode 0700) if needed and returns its Store.
+// Open returns the Store of dir, creating it with mode 0700 if needed. An
+// existing dir keeps its mode, but one that other users can write to is
+// rejected: they could plant records and lock files.
 func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create state dir %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("set mode of state dir %s: %w", dir, err)
+	info, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create state dir %s: %w", dir, err)
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("set mode of state dir %s: %w", dir, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("open state dir %s: %w", dir, err)
+	case !info.IsDir():
+		return nil, fmt.Errorf("state dir %s is not a directory", dir)
+	case info.Mode().Perm()&0o022 != 0:
+		return nil, fmt.Errorf("state dir %s is writable by other users (mode %s); use a private directory such as /var/lib/kvmnet", dir, info.Mode())
 	}
 	return &Store{Dir: dir}, nil
 }

@@ -79,3 +79,38 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestOpenKeepsModeOfExistingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir); err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o750 {
+		t.Errorf("mode of an existing state dir changed to %04o, want 0750", info.Mode().Perm())
+	}
+}
+
+func TestOpenRejectsSharedDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir)
+	if err == nil || !strings.Contains(err.Error(), "writable by other users") {
+		t.Fatalf("Open of a 1777 dir = %v, want it rejected", err)
+	}
+	info, _ := os.Stat(dir)
+	if info.Mode().Perm() != 0o777 {
+		t.Errorf("mode changed to %04o", info.Mode().Perm())
+	}
+}
