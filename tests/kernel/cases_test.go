@@ -98,7 +98,11 @@ func TestIDs(t *testing.T) {
 	for _, id := range []string{"../../etc/x", ""} {
 		t.Run(fmt.Sprintf("%q", id), func(t *testing.T) {
 			e := newEnv(t, "idbad")
-			stderr := e.upFails(id)
+			out := e.cli.Run("up", id)
+			if out.Code != 2 {
+				t.Fatalf("up %q: exit status %d, want 2 (invalid usage)\n%s", id, out.Code, out)
+			}
+			stderr := out.Stderr
 			if !strings.Contains(stderr, "invalid VM id") {
 				t.Errorf("error %q does not say that the VM id is invalid", stderr)
 			}
