@@ -86,7 +86,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			errs = append(errs, err)
 		}
 		if a.Type == "macvlan" {
-			if err := removeDevNode(a.DevicePath); err != nil {
+			if err := m.removeDevNode(rec.VM, a.DevicePath); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -94,7 +94,11 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			return err
 		}
 		if a.IPAMStarted {
-			if err := ipam.Del(ctx, m.ipamRequest(rec, a)); err != nil && len(a.IPAMResult) == 0 {
+			// CNI args choose the address on ADD only; a DEL with them fails
+			// for good when one is malformed, so DEL goes without.
+			req := m.ipamRequest(rec, a)
+			req.Args = nil
+			if err := ipam.Del(ctx, req); err != nil && len(a.IPAMResult) == 0 {
 				// ADD never returned a result, so by the CNI contract the
 				// plugin holds nothing; a DEL that fails too must not keep
 				// the record forever (e.g. a plugin that rejects the

@@ -2,7 +2,6 @@ package kvmnet
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/kvmnet/kvmnet/internal/flannel"
 	"github.com/kvmnet/kvmnet/internal/netconf"
@@ -12,7 +11,7 @@ import (
 // into the bridge network it delegates to. The state record keeps the
 // rendered config, so down never reads subnet.env.
 func renderFlannel(n *netconf.Network) (*netconf.Network, error) {
-	rendered, err := flannel.Render(n.Bytes, os.ReadFile)
+	rendered, err := flannel.Render(n.Bytes, netconf.ReadFile)
 	if err != nil {
 		return nil, fmt.Errorf("network %q (%s): %w", n.Name, n.Source, err)
 	}

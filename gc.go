@@ -249,8 +249,16 @@ func (g *gcRun) scanOwners() (map[string]*ownedObjects, error) {
 			g.errs = append(g.errs, fmt.Errorf("gc: list firewall owners: %w", err))
 		}
 		for _, id := range ids {
-			if vmid.Validate(id) == nil {
+			switch {
+			case vmid.Validate(id) == nil:
 				get(id).firewall = true
+			case strings.Contains(id, "~"):
+				// The tag of a long VM id whose record is gone: no lock
+				// can be taken by that name, and no live VM carries it.
+				tag := id
+				g.do(GCItem{Kind: GCFirewall, Object: tag, Action: "remove entries of"}, func() error {
+					return g.m.withShared(func() error { return fw.RemoveOwner(tag) })
+				})
 			}
 		}
 	}

@@ -195,6 +195,11 @@ func validateRequest(req *UpRequest) error {
 	if err := vmid.Validate(req.VM); err != nil {
 		return err
 	}
+	for name, id := range map[string]int{"tap owner": req.TapOwner, "tap group": req.TapGroup} {
+		if id > 4294967294 {
+			return fmt.Errorf("invalid %s %d: uids and gids are 0 to 4294967294", name, id)
+		}
+	}
 	if req.Queues < 0 || req.Queues > 256 {
 		return fmt.Errorf("invalid queue count %d: use 1 to 256", req.Queues)
 	}

@@ -262,11 +262,32 @@ func (m *Manager) finishStale(ctx context.Context, id string) error {
 	return nil
 }
 
-// checkMasters checks the master link of every macvlan network before any
-// device exists: it must exist and allow the network's MTU.
+// checkMasters checks the master link of every macvlan network and an
+// existing bridge of every bridge network before any device exists: their
+// MTU must allow the network's.
 func checkMasters(atts []resolved) error {
 	var h *link.Handle
 	for _, a := range atts {
+		if a.net.Conf.Type == "bridge" && a.net.Conf.MTU > 0 {
+			if h == nil {
+				var err error
+				if h, err = link.New(); err != nil {
+					return err
+				}
+				defer h.Close()
+			}
+			name := bridgeName(a.net)
+			br, err := h.Get(name)
+			if err != nil {
+				return err
+			}
+			// The kernel lowers a bridge's MTU to its smallest port's, so a
+			// larger tap MTU would not hold once another port joins.
+			if br != nil && a.net.Conf.MTU > br.Attrs().MTU {
+				return fmt.Errorf("network %q: mtu %d is larger than the mtu %d of the existing bridge %s; lower it or raise the bridge's", a.net.Name, a.net.Conf.MTU, br.Attrs().MTU, name)
+			}
+			continue
+		}
 		if a.net.Conf.Type != "macvlan" {
 			continue
 		}
@@ -594,8 +615,26 @@ func chooseDNS(all []attachmentDNS, override []netip.Addr) DNS {
 	return d
 }
 
-func removeDevNode(path string) error {
+// removeDevNode removes the macvtap device node at path. Only a character
+// device inside the dev dir is removed: a record names the path, and a
+// record must never make kvmnet delete an arbitrary file.
+func (m *Manager) removeDevNode(vm, path string) error {
 	if path == "" {
+		return nil
+	}
+	if filepath.Dir(path) != filepath.Clean(m.devDir()) {
+		m.log.Warn("device node of the record is outside the dev dir, left in place", "vm", vm, "dev", path, "devDir", m.devDir())
+		return nil
+	}
+	info, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove device node %s: %w", path, err)
+	}
+	if info.Mode()&os.ModeCharDevice == 0 || info.Mode()&os.ModeDevice == 0 {
+		m.log.Warn("device node path of the record is not a character device, left in place", "vm", vm, "dev", path)
 		return nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

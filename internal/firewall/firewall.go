@@ -158,10 +158,11 @@ func validateVMID(id string) error {
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if alnum || i > 0 && (c == '_' || c == '.' || c == '-') {
+		// '~' joins the hash of a long VM id in its owner tag (vmid.Tag).
+		if alnum || i > 0 && (c == '_' || c == '.' || c == '-' || c == '~') {
 			continue
 		}
-		return invalidf("vm id %q: character %q at %d is not allowed (want [A-Za-z0-9][A-Za-z0-9_.-]*)", id, c, i)
+		return invalidf("vm id %q: character %q at %d is not allowed (want [A-Za-z0-9][A-Za-z0-9_.-~]*)", id, c, i)
 	}
 	return nil
 }

@@ -226,10 +226,28 @@ func (h *Handle) MacvtapDevice(name, path string, uid, gid int) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create device dir for %s: %w", name, err)
 	}
-	_ = os.Remove(path)
 	dev := unix.Mkdev(uint32(major), uint32(minor))
-	if err := unix.Mknod(path, unix.S_IFCHR|0o600, int(dev)); err != nil {
+	var existing unix.Stat_t
+	if err := unix.Lstat(path, &existing); err == nil {
+		// The name depends on the VM id only, so a node of another
+		// namespace's macvtap can sit here; it is never replaced.
+		if existing.Mode&unix.S_IFMT != unix.S_IFCHR || existing.Rdev != dev {
+			return fmt.Errorf("create device node %s for macvtap %s: the path is taken by another device or file; use another --dev-dir per network namespace", path, name)
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("replace device node %s: %w", path, err)
+		}
+	}
+	// A group alone needs group access to the node; an owner needs none.
+	mode := uint32(0o600)
+	if gid >= 0 {
+		mode = 0o660
+	}
+	if err := unix.Mknod(path, unix.S_IFCHR|mode, int(dev)); err != nil {
 		return fmt.Errorf("create device node %s for macvtap %s: %w", path, name, err)
+	}
+	if err := os.Chmod(path, os.FileMode(mode)); err != nil {
+		return fmt.Errorf("set mode of %s: %w", path, err)
 	}
 	if uid >= 0 || gid >= 0 {
 		if err := os.Chown(path, uid, gid); err != nil {

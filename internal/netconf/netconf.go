@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // MaxConfigSize is the largest network config file kvmnet reads, in bytes.
@@ -156,7 +157,7 @@ func Load(dirs []string, ipamDataDir string) (files, all []*Network, err error) 
 		sort.Strings(names)
 		for _, name := range names {
 			path := filepath.Join(dir, name)
-			data, err := readLimited(path)
+			data, err := ReadFile(path)
 			var n *Network
 			if err == nil {
 				n, err = Parse(data, path)
@@ -197,12 +198,21 @@ func guessName(data []byte, file string) string {
 	return strings.TrimSuffix(file, filepath.Ext(file))
 }
 
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+// ReadFile reads a config file of at most MaxConfigSize bytes. Anything but
+// a regular file (a FIFO would block forever) is rejected.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read network config: %w", err)
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read network config %s: %w", path, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("network config %s is not a regular file (%s)", path, info.Mode().Type())
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read network config %s: %w", path, err)

@@ -2,6 +2,7 @@ package netconf
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -100,6 +101,14 @@ func parseArgs(text string) ([][2]string, error) {
 		}
 		if keys[key] {
 			return nil, fmt.Errorf("argument %s given twice", key)
+		}
+		if strings.EqualFold(key, "IP") {
+			if key != "IP" {
+				return nil, fmt.Errorf("argument %s: IPAM plugins read only the upper-case name IP", key)
+			}
+			if _, err := netip.ParseAddr(value); err != nil {
+				return nil, fmt.Errorf("invalid value %q of argument IP: not an IP address", value)
+			}
 		}
 		keys[key] = true
 		args = append(args, [2]string{key, value})

@@ -69,7 +69,7 @@ func TestParseNetListErrors(t *testing.T) {
 		{"bad arg value", []string{"a:IP=1 2"}, "invalid value"},
 		{"empty arg value", []string{"a:IP="}, "invalid value"},
 		{"shell in arg value", []string{"a:IP=$(x)"}, "invalid value"},
-		{"duplicate arg", []string{"a:IP=1;IP=2"}, "argument IP given twice"},
+		{"duplicate arg", []string{"a:IP=10.0.0.1;IP=10.0.0.2"}, "argument IP given twice"},
 		{"too long", []string{strings.Repeat("a", MaxNetListLen+1)}, "longer than"},
 	}
 	for _, tc := range cases {
@@ -162,4 +162,15 @@ func mustParse(t *testing.T, text string) *Network {
 		t.Fatalf("Parse(%s): %v", text, err)
 	}
 	return n
+}
+
+func TestParseNetListChecksIP(t *testing.T) {
+	for _, spec := range []string{"default:IP=172.16.28.300", "default:ip=172.16.28.9", "default:IP=abc"} {
+		if _, err := ParseNetList([]string{spec}); err == nil {
+			t.Errorf("ParseNetList(%q) = nil error, want the IP argument rejected", spec)
+		}
+	}
+	if _, err := ParseNetList([]string{"default:IP=172.16.28.9"}); err != nil {
+		t.Errorf("ParseNetList with a valid IP = %v", err)
+	}
 }

@@ -22,13 +22,14 @@ const MaxLen = 200
 const MaxTagLen = 128
 
 // Tag returns the VM's owner tag for places limited to MaxTagLen bytes: the
-// id itself when it fits, else its first bytes joined to a hash of the whole.
+// id itself when it fits, else its first bytes joined by '~' to a hash of
+// the whole. No VM id contains '~', so no VM id equals another VM's tag.
 func Tag(id string) string {
 	if len(id) <= MaxTagLen {
 		return id
 	}
 	sum := sha256.Sum256([]byte(id))
-	return id[:MaxTagLen-17] + "." + fmt.Sprintf("%x", sum[:8])
+	return id[:MaxTagLen-17] + "~" + fmt.Sprintf("%x", sum[:8])
 }
 
 // TapPrefix starts the name of every link kvmnet creates for a VM, so that
