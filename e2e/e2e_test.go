@@ -155,6 +155,28 @@ func TestBridgeTwoGuests(t *testing.T) {
 	}
 }
 
+// TestDefaultTwoGuests puts two guests on the built-in ptp network: each
+// sees the subnet on-link behind its own tap, and the host answers ARP for
+// the other, so they reach each other through the host.
+func TestDefaultTwoGuests(t *testing.T) {
+	e := newEnv(t)
+	vmA := e.up("e2e-ptp-a")
+	vmB := e.up("e2e-ptp-b")
+	gA, gB := e.boot(vmA), e.boot(vmB)
+	addrA, addrB := vmA.guestAddr(t, 0), vmB.guestAddr(t, 0)
+
+	if ok, out := guestPing(gA, addrB); !ok {
+		t.Errorf("guest a ping to guest b %s failed:\n%s", addrB, out)
+	}
+	out, rc := guestFetch(gB, "http://"+addrA+"/cgi-bin/info")
+	if rc != 0 {
+		t.Fatalf("guest b fetch from guest a exited with %d:\n%s", rc, out)
+	}
+	if want := "client=" + addrB + "\n"; !strings.Contains(out, want) {
+		t.Errorf("guest a saw %q, want it to contain %q", out, want)
+	}
+}
+
 func TestMacvlanGuest(t *testing.T) {
 	e := newEnv(t)
 	peer := guesttest.NewNetns(t, "peer")
