@@ -100,9 +100,9 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			req.Args = nil
 			if err := ipam.Del(ctx, req); err != nil && len(a.IPAMResult) == 0 {
 				// ADD never returned a result, so by the CNI contract the
-				// plugin holds nothing; a DEL that fails too must not keep
-				// the record forever (e.g. a plugin that rejects the
-				// config's cniVersion).
+				// plugin holds nothing. A DEL that fails too, for example
+				// because the plugin rejects the config's cniVersion, must
+				// not keep the record forever.
 				m.log.Warn("IPAM DEL after a failed ADD failed too; assuming nothing is reserved", "vm", rec.VM, "net", a.Network, "err", err)
 				a.IPAMStarted = false
 			} else if err != nil {

@@ -97,7 +97,7 @@ func (m *Manager) ipamDataDir() string { return filepath.Join(m.opts.StateDir, "
 // devDir holds the macvtap device nodes.
 func (m *Manager) devDir() string { return m.opts.DevDir }
 
-// Networks returns every network kvmnet knows: files in the net dirs, in
+// Networks returns every configured network: files in the net dirs, in
 // order, then the built-ins no file overrides.
 func (m *Manager) Networks() ([]*netconf.Network, error) {
 	_, all, err := netconf.Load(m.opts.NetDirs, m.ipamDataDir())
