@@ -37,8 +37,8 @@ type Network struct {
 	Bytes []byte
 	// Conf holds the fields kvmnet reads from Bytes.
 	Conf Conf
-	// Err is why the network's file could not be used; the other fields but
-	// Name and Source are then empty.
+	// Err is the error that made the network's file unusable. When it is
+	// set, the fields other than Name and Source are empty.
 	Err error
 	// Portmap reports that the conflist chains the portmap plugin.
 	Portmap bool
