@@ -86,7 +86,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			errs = append(errs, err)
 		}
 		if a.Type == "macvlan" {
-			if err := m.removeDevNode(rec.VM, a.DevicePath); err != nil {
+			if err := m.removeDevNode(rec.VM, a.DevicePath, a.DeviceNumber); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -98,7 +98,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			// for good when one is malformed, so DEL goes without.
 			req := m.ipamRequest(rec, a)
 			req.Args = nil
-			if err := ipam.Del(ctx, req); err != nil && len(a.IPAMResult) == 0 {
+			if err := ipam.Del(ctx, req); err != nil && len(a.IPAMResult) == 0 && !errors.Is(err, ipam.ErrTimeout) {
 				// ADD never returned a result, so by the CNI contract the
 				// plugin holds nothing. A DEL that fails too, for example
 				// because the plugin rejects the config's cniVersion, must

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -362,18 +363,32 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 			return ifc, cniresult.DNS{}, err
 		}
 		ifc.MAC = actual.String()
+		// The device number is recorded with the path, so that teardown
+		// removes the node only if it is still this macvtap's.
+		rdev, err := h.MacvtapRdev(a.HostDevice)
+		if err != nil {
+			return ifc, cniresult.DNS{}, err
+		}
 		ifc.DevicePath = filepath.Join(m.devDir(), a.HostDevice)
-		a.DevicePath = ifc.DevicePath
+		a.DevicePath, a.DeviceNumber = ifc.DevicePath, rdev
 		if err := m.store.Save(rec); err != nil {
 			return ifc, cniresult.DNS{}, err
 		}
-		if err := h.MacvtapDevice(a.HostDevice, ifc.DevicePath, req.TapOwner, req.TapGroup); err != nil {
+		if err := h.MacvtapDevice(a.HostDevice, ifc.DevicePath, rdev, req.TapOwner, req.TapGroup); err != nil {
 			return ifc, cniresult.DNS{}, err
 		}
 		if err := link.WriteSysctl("/proc/sys/net/ipv4/conf/"+a.HostDevice+"/proxy_arp", "1"); err != nil {
 			return ifc, cniresult.DNS{}, err
 		}
 	default:
+		if mtu == 0 && a.Bridge != "" {
+			// A tap on an existing bridge takes the bridge's MTU.
+			if br, err := h.Get(a.Bridge); err != nil {
+				return ifc, cniresult.DNS{}, err
+			} else if br != nil {
+				mtu = br.Attrs().MTU
+			}
+		}
 		if mtu == 0 {
 			mtu = DefaultMTU
 		}
@@ -464,9 +479,12 @@ func (m *Manager) ipamAdd(ctx context.Context, req ipam.Request) (json.RawMessag
 	return ipam.Add(ctx, req)
 }
 
+// ipamRequest builds the IPAM request of attachment a. Plugins are searched
+// in the CNI path of the up that wrote the record first, so that down finds
+// the same plugin (and CNI versions) as up, then in the current one.
 func (m *Manager) ipamRequest(rec *state.Record, a *state.Attachment) ipam.Request {
-	path := slices.Clone(m.opts.CNIPath)
-	for _, dir := range rec.CNIPath {
+	path := slices.Clone(rec.CNIPath)
+	for _, dir := range m.opts.CNIPath {
 		if !slices.Contains(path, dir) {
 			path = append(path, dir)
 		}
@@ -618,7 +636,7 @@ func chooseDNS(all []attachmentDNS, override []netip.Addr) DNS {
 // removeDevNode removes the macvtap device node at path. Only a character
 // device inside the dev dir is removed: a record names the path, and a
 // record must never make kvmnet delete an arbitrary file.
-func (m *Manager) removeDevNode(vm, path string) error {
+func (m *Manager) removeDevNode(vm, path string, rdev uint64) error {
 	if path == "" {
 		return nil
 	}
@@ -635,6 +653,10 @@ func (m *Manager) removeDevNode(vm, path string) error {
 	}
 	if info.Mode()&os.ModeCharDevice == 0 || info.Mode()&os.ModeDevice == 0 {
 		m.log.Warn("device node path of the record is not a character device, left in place", "vm", vm, "dev", path)
+		return nil
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && rdev != 0 && st.Rdev != rdev {
+		m.log.Warn("device node belongs to another macvtap, left in place", "vm", vm, "dev", path)
 		return nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

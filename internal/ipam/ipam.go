@@ -38,6 +38,9 @@ type Request struct {
 	Timeout time.Duration
 }
 
+// ErrTimeout is wrapped by the error of a plugin call that ran out of time.
+var ErrTimeout = errors.New("timed out")
+
 // DefaultTimeout bounds a plugin call whose Request sets no Timeout.
 const DefaultTimeout = 30 * time.Second
 
@@ -57,7 +60,7 @@ func (r Request) timedOut(callCtx context.Context, err error) error {
 		if timeout <= 0 {
 			timeout = DefaultTimeout
 		}
-		return fmt.Errorf("timed out after %s, plugin killed: %w", timeout, err)
+		return fmt.Errorf("%w after %s, plugin killed: %w", ErrTimeout, timeout, err)
 	}
 	return err
 }

@@ -202,31 +202,13 @@ func (h *Handle) HardwareAddr(name string) (net.HardwareAddr, error) {
 }
 
 // MacvtapDevice creates a character device node at path for the macvtap
-// name. A node in kvmnet's own directory cannot clash with the /dev/tapN of
-// a macvtap in another namespace with the same index.
-func (h *Handle) MacvtapDevice(name, path string, uid, gid int) error {
-	l, err := h.nl.LinkByName(name)
-	if err != nil {
-		return fmt.Errorf("look up macvtap %s: %w", name, err)
-	}
-	// The minor number comes from the macvtap driver's own allocator, not
-	// the ifindex; sysfs (mounted for this namespace, as ip netns exec does)
-	// has both numbers.
-	sysPath := fmt.Sprintf("/sys/class/net/%s/macvtap/tap%d/dev", name, l.Attrs().Index)
-	data, err := os.ReadFile(sysPath)
-	if err != nil {
-		return fmt.Errorf("read device number of macvtap %s: %w (sysfs must be mounted for this network namespace)", name, err)
-	}
-	majorText, minorText, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
-	major, errMajor := strconv.ParseUint(majorText, 10, 32)
-	minor, errMinor := strconv.ParseUint(minorText, 10, 32)
-	if !ok || errMajor != nil || errMinor != nil {
-		return fmt.Errorf("read device number of macvtap %s: unexpected %q in %s", name, data, sysPath)
-	}
+// name, with the device number dev from MacvtapRdev. A node in kvmnet's own
+// directory cannot clash with the /dev/tapN of a macvtap in another
+// namespace with the same index.
+func (h *Handle) MacvtapDevice(name, path string, dev uint64, uid, gid int) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create device dir for %s: %w", name, err)
 	}
-	dev := unix.Mkdev(uint32(major), uint32(minor))
 	var existing unix.Stat_t
 	if err := unix.Lstat(path, &existing); err == nil {
 		// The name depends on the VM id only, so a node of another
@@ -255,6 +237,29 @@ func (h *Handle) MacvtapDevice(name, path string, uid, gid int) error {
 		}
 	}
 	return nil
+}
+
+// MacvtapRdev returns the character device number of the macvtap name.
+func (h *Handle) MacvtapRdev(name string) (uint64, error) {
+	l, err := h.nl.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("look up macvtap %s: %w", name, err)
+	}
+	// The minor number comes from the macvtap driver's own allocator, not
+	// the ifindex; sysfs (mounted for this namespace, as ip netns exec does)
+	// has both numbers.
+	sysPath := fmt.Sprintf("/sys/class/net/%s/macvtap/tap%d/dev", name, l.Attrs().Index)
+	data, err := os.ReadFile(sysPath)
+	if err != nil {
+		return 0, fmt.Errorf("read device number of macvtap %s: %w (sysfs must be mounted for this network namespace)", name, err)
+	}
+	majorText, minorText, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
+	major, errMajor := strconv.ParseUint(majorText, 10, 32)
+	minor, errMinor := strconv.ParseUint(minorText, 10, 32)
+	if !ok || errMajor != nil || errMinor != nil {
+		return 0, fmt.Errorf("read device number of macvtap %s: unexpected %q in %s", name, data, sysPath)
+	}
+	return unix.Mkdev(uint32(major), uint32(minor)), nil
 }
 
 // EnsureBridge creates the bridge name with the given MTU unless it exists.

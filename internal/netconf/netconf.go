@@ -198,27 +198,28 @@ func guessName(data []byte, file string) string {
 	return strings.TrimSuffix(file, filepath.Ext(file))
 }
 
-// ReadFile reads a config file of at most MaxConfigSize bytes. Anything but
+// ReadFile reads a network config or flannel subnet file of at most
+// MaxConfigSize bytes. Anything but
 // a regular file (a FIFO would block forever) is rejected.
 func ReadFile(path string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("read network config: %w", err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("read network config %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("network config %s is not a regular file (%s)", path, info.Mode().Type())
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, info.Mode().Type())
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read network config %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(data) > MaxConfigSize {
-		return nil, fmt.Errorf("network config %s is larger than %d bytes; kvmnet reads at most that much", path, MaxConfigSize)
+		return nil, fmt.Errorf("%s is larger than %d bytes; kvmnet reads at most that much", path, MaxConfigSize)
 	}
 	return data, nil
 }

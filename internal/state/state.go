@@ -74,6 +74,9 @@ type Attachment struct {
 	MAC        string `json:"mac"`
 	// DevicePath is the macvtap device node kvmnet created, set before mknod.
 	DevicePath string `json:"devicePath,omitempty"`
+	// DeviceNumber is the macvtap's character device number (major:minor
+	// in the kernel's encoding); only a node with it is removed.
+	DeviceNumber uint64 `json:"deviceNumber,omitempty"`
 	// Bridge is the bridge of a bridge network.
 	Bridge string `json:"bridge,omitempty"`
 	// IPAMStarted is set before IPAM ADD runs, so that DEL is owed from then on.
