@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/kvmnet/kvmnet/internal/firewall"
 	"github.com/kvmnet/kvmnet/internal/ipam"
 	"github.com/kvmnet/kvmnet/internal/link"
@@ -441,7 +439,7 @@ func (g *gcRun) collectBridges() {
 			}
 			if g.dryRun {
 				// Links the dry run would delete still hold their bridge.
-				if unused, err := bridgeUnused(name, g.removedLinks, false); err == nil && unused {
+				if unused, err := bridgeUnused(h, name, g.removedLinks); err == nil && unused {
 					g.items = append(g.items, GCItem{Kind: GCBridge, Object: name, Action: "delete"})
 				}
 				continue
@@ -461,24 +459,8 @@ func (g *gcRun) collectBridges() {
 	}
 }
 
-// maxDumpTries bounds the retries of a netlink dump that the kernel
-// interrupted because links changed while it ran, as they do whenever
-// other VMs come up or go down.
-const maxDumpTries = 10
-
-// retryDump runs dump again while netlink reports the dump as interrupted.
-func retryDump(dump func() error) error {
-	var err error
-	for range maxDumpTries {
-		if err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return err
-		}
-	}
-	return err
-}
-
 // collectBridgeAddrs removes the gateway addresses that kvmnet added to
-// bridges it did not create, once no link of kvmnet is enslaved to them.
+// bridges it did not create, once no link is enslaved to them.
 // They are listed in <state-dir>/bridges, which down normally empties.
 // The caller holds the shared lock.
 func (g *gcRun) collectBridgeAddrs(h *link.Handle) error {
@@ -498,7 +480,7 @@ func (g *gcRun) collectBridgeAddrs(h *link.Handle) error {
 		if err != nil || len(addrs) == 0 {
 			continue
 		}
-		unused, err := bridgeUnused(name, g.removedLinks, true)
+		unused, err := bridgeUnused(h, name, g.removedLinks)
 		if err != nil || !unused {
 			continue
 		}
@@ -536,32 +518,15 @@ func (g *gcRun) pruneFirewall() {
 }
 
 // bridgeUnused reports whether every link enslaved to bridge name is in
-// removed, so that a run that removes those links would delete the bridge.
-// With ownedOnly, only links with a kvmnet alias count. A missing bridge
-// is unused.
-func bridgeUnused(name string, removed map[string]bool, ownedOnly bool) (bool, error) {
-	br, err := netlink.LinkByName(name)
-	var notFound netlink.LinkNotFoundError
-	if errors.As(err, &notFound) {
-		return true, nil
-	}
+// removed, so that a run that removes those links leaves the bridge without
+// ports. A missing bridge is unused.
+func bridgeUnused(h *link.Handle, name string, removed map[string]bool) (bool, error) {
+	slaves, err := h.Slaves(name)
 	if err != nil {
 		return false, err
 	}
-	var all []netlink.Link
-	err = retryDump(func() error {
-		var err error
-		all, err = netlink.LinkList()
-		return err
-	})
-	if err != nil {
-		return false, err
-	}
-	for _, l := range all {
-		if ownedOnly && !strings.HasPrefix(l.Attrs().Alias, link.AliasPrefix) {
-			continue
-		}
-		if l.Attrs().MasterIndex == br.Attrs().Index && !removed[l.Attrs().Name] {
+	for _, slave := range slaves {
+		if !removed[slave] {
 			return false, nil
 		}
 	}

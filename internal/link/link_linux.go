@@ -389,14 +389,8 @@ func (h *Handle) DeleteBridgeIfUnused(name string) (bool, error) {
 	if br.Type() != "bridge" || br.Attrs().Alias != BridgeAlias {
 		return false, nil
 	}
-	links, err := h.linkList()
-	if err != nil {
-		return false, fmt.Errorf("list links: %w", err)
-	}
-	for _, l := range links {
-		if l.Attrs().MasterIndex == br.Attrs().Index {
-			return false, nil
-		}
+	if used, err := h.HasSlaves(name); err != nil || used {
+		return false, err
 	}
 	if err := h.nl.LinkDel(br); err != nil && !isNotFound(err) {
 		return false, fmt.Errorf("remove bridge %s: %w", name, err)
@@ -484,20 +478,28 @@ func (h *Handle) DelAddr(dev string, p netip.Prefix) error {
 
 // HasSlaves reports whether any link is enslaved to the bridge name.
 func (h *Handle) HasSlaves(name string) (bool, error) {
+	slaves, err := h.Slaves(name)
+	return len(slaves) > 0, err
+}
+
+// Slaves returns the names of the links enslaved to the bridge name, none
+// when it does not exist.
+func (h *Handle) Slaves(name string) ([]string, error) {
 	br, err := h.Get(name)
 	if err != nil || br == nil {
-		return false, err
+		return nil, err
 	}
 	links, err := h.linkList()
 	if err != nil {
-		return false, fmt.Errorf("list links: %w", err)
+		return nil, fmt.Errorf("list links: %w", err)
 	}
+	var names []string
 	for _, l := range links {
 		if l.Attrs().MasterIndex == br.Attrs().Index {
-			return true, nil
+			names = append(names, l.Attrs().Name)
 		}
 	}
-	return false, nil
+	return names, nil
 }
 
 // dumpRetries bounds the retries of a netlink dump that the kernel
