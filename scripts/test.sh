@@ -32,10 +32,18 @@ if [ "$fuzztime" != "0" ]; then
     dir=$(dirname "$file")
     grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //' | while read -r target; do
       echo "test: fuzz $dir $target for $fuzztime"
-      go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" >/tmp/kvmnet-fuzz.log 2>&1 || {
-        cat /tmp/kvmnet-fuzz.log
-        exit 1
-      }
+      if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" >/tmp/kvmnet-fuzz.log 2>&1; then
+        # Go 1.26's fuzz coordinator can report its own -fuzztime deadline as a
+        # failure (golang/go#75804, fixed in Go 1.27). That report has no
+        # failing input; any other failure, or one with an input, fails here.
+        if ! grep -q "Failing input written to" /tmp/kvmnet-fuzz.log &&
+          [ "$(grep -c -v -e '^fuzz: ' -e '^--- FAIL: ' -e 'context deadline exceeded' -e '^FAIL' -e '^exit status' -e '^warning: ' /tmp/kvmnet-fuzz.log)" -eq 0 ]; then
+          echo "test: $target hit the Go fuzz deadline race without a failing input; counted as passed"
+        else
+          cat /tmp/kvmnet-fuzz.log
+          exit 1
+        fi
+      fi
     done
   done
 fi
