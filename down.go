@@ -52,7 +52,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 	if err := m.store.Save(rec); err != nil {
 		return err
 	}
-	if err := failpoint.Inject(failpoint.DownRemovingSaved, -1); err != nil {
+	if err := m.step(failpoint.DownRemovingSaved, -1, "vm", rec.VM); err != nil {
 		return err
 	}
 	var errs []error
@@ -63,7 +63,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			errs = append(errs, fmt.Errorf("firewall: %w", err))
 		}
 	}
-	if err := failpoint.Inject(failpoint.DownFirewallRemoved, -1); err != nil {
+	if err := m.step(failpoint.DownFirewallRemoved, -1, "vm", rec.VM); err != nil {
 		return err
 	}
 
@@ -90,7 +90,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 				errs = append(errs, err)
 			}
 		}
-		if err := failpoint.Inject(failpoint.DownLinkRemoved, i); err != nil {
+		if err := m.step(failpoint.DownLinkRemoved, i, "vm", rec.VM); err != nil {
 			return err
 		}
 		if a.IPAMStarted {
@@ -110,7 +110,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			} else {
 				a.IPAMStarted = false
 			}
-			if err := failpoint.Inject(failpoint.DownIPAMReleased, i); err != nil {
+			if err := m.step(failpoint.DownIPAMReleased, i, "vm", rec.VM); err != nil {
 				return err
 			}
 		}
@@ -119,7 +119,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 			if err != nil {
 				errs = append(errs, err)
 			}
-			if err := failpoint.Inject(failpoint.DownBridgeRemoved, i); err != nil {
+			if err := m.step(failpoint.DownBridgeRemoved, i, "vm", rec.VM); err != nil {
 				return err
 			}
 		}
@@ -142,7 +142,7 @@ func (m *Manager) teardown(ctx context.Context, rec *state.Record) error {
 	if err := m.withShared(m.restoreForwarding); err != nil {
 		m.log.Warn("could not restore the forwarding settings", "vm", rec.VM, "err", err)
 	}
-	return failpoint.Inject(failpoint.DownRecordDeleted, -1)
+	return m.step(failpoint.DownRecordDeleted, -1, "vm", rec.VM)
 }
 
 // removeTempRecords removes the temporary files that a process killed

@@ -163,7 +163,7 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 			err = errors.Join(err, fmt.Errorf("undo of vm %s incomplete, run kvmnet down %s: %w", req.VM, req.VM, undoErr))
 		}
 	}()
-	if err := failpoint.Inject(failpoint.UpRecordSaved, -1); err != nil {
+	if err := m.step(failpoint.UpRecordSaved, -1, "vm", req.VM); err != nil {
 		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
 	}
 
@@ -202,13 +202,13 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	if err := m.store.Save(rec); err != nil {
 		return nil, err
 	}
-	if err := failpoint.Inject(failpoint.UpFirewallPlanned, -1); err != nil {
+	if err := m.step(failpoint.UpFirewallPlanned, -1, "vm", req.VM); err != nil {
 		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
 	}
 	if err := m.applyFirewall(rec, atts, ports, res); err != nil {
 		return nil, fmt.Errorf("up vm %s: firewall: %w", req.VM, err)
 	}
-	if err := failpoint.Inject(failpoint.UpFirewallApplied, -1); err != nil {
+	if err := m.step(failpoint.UpFirewallApplied, -1, "vm", req.VM); err != nil {
 		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
 	}
 
@@ -226,7 +226,7 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	if err := m.store.Save(rec); err != nil {
 		return nil, err
 	}
-	if err := failpoint.Inject(failpoint.UpCommitted, -1); err != nil {
+	if err := m.step(failpoint.UpCommitted, -1, "vm", req.VM); err != nil {
 		return nil, fmt.Errorf("up vm %s: %w", req.VM, err)
 	}
 	m.log.Info("vm up", "vm", req.VM, "interfaces", len(res.Interfaces))
@@ -399,7 +399,7 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 		}
 	}
 	ifc.MTU = mtu
-	if err := failpoint.Inject(failpoint.UpDeviceCreated, i); err != nil {
+	if err := m.step(failpoint.UpDeviceCreated, i, "vm", rec.VM, "net", a.Network, "dev", a.HostDevice); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
 
@@ -409,14 +409,14 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 			if _, err := h.EnsureBridge(a.Bridge, mtu); err != nil {
 				return err
 			}
-			if err := failpoint.Inject(failpoint.UpBridgeEnsured, i); err != nil {
+			if err := m.step(failpoint.UpBridgeEnsured, i, "vm", rec.VM, "net", a.Network, "dev", a.HostDevice); err != nil {
 				return err
 			}
 			return h.SetMaster(a.HostDevice, a.Bridge)
 		}); err != nil {
 			return ifc, cniresult.DNS{}, err
 		}
-		if err := failpoint.Inject(failpoint.UpEnslaved, i); err != nil {
+		if err := m.step(failpoint.UpEnslaved, i, "vm", rec.VM, "net", a.Network, "dev", a.HostDevice); err != nil {
 			return ifc, cniresult.DNS{}, err
 		}
 	}
@@ -426,21 +426,21 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 	if err := m.store.Save(rec); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
-	if err := failpoint.Inject(failpoint.UpIPAMStartedSaved, i); err != nil {
+	if err := m.step(failpoint.UpIPAMStartedSaved, i, "vm", rec.VM, "net", a.Network, "dev", a.HostDevice); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
 	raw, ipamRes, err := m.ipamAdd(ctx, m.ipamRequest(rec, a))
 	if err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
-	if err := failpoint.Inject(failpoint.UpIPAMAdded, i); err != nil {
+	if err := m.step(failpoint.UpIPAMAdded, i, "vm", rec.VM, "net", a.Network, "dev", a.HostDevice); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
 	a.IPAMResult = raw
 	if err := m.store.Save(rec); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
-	if err := failpoint.Inject(failpoint.UpIPAMResultSaved, i); err != nil {
+	if err := m.step(failpoint.UpIPAMResultSaved, i, "vm", rec.VM, "net", a.Network, "dev", a.HostDevice); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
 	if err := m.withShared(func() error { return m.claimAddresses(rec.VM, a.Network, ipamRes) }); err != nil {
@@ -452,7 +452,7 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 	if err := h.SetUp(a.HostDevice); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
-	if err := failpoint.Inject(failpoint.UpLinkUp, i); err != nil {
+	if err := m.step(failpoint.UpLinkUp, i, "vm", rec.VM, "net", a.Network, "dev", a.HostDevice); err != nil {
 		return ifc, cniresult.DNS{}, err
 	}
 	if err := m.hostSide(h, a, n, ipamRes); err != nil {
@@ -561,13 +561,13 @@ func (m *Manager) hostSide(h *link.Handle, a *state.Attachment, n *netconf.Netwo
 					return err
 				}
 			}
-			if err := failpoint.Inject(failpoint.UpAddressAdded, a.Index); err != nil {
+			if err := m.step(failpoint.UpAddressAdded, a.Index, "net", a.Network, "dev", a.HostDevice, "addr", addr.Prefix); err != nil {
 				return err
 			}
 			if err := h.AddRoute(a.HostDevice, netip.PrefixFrom(addr.Prefix.Addr(), addr.Prefix.Addr().BitLen())); err != nil {
 				return err
 			}
-			if err := failpoint.Inject(failpoint.UpRouteAdded, a.Index); err != nil {
+			if err := m.step(failpoint.UpRouteAdded, a.Index, "net", a.Network, "dev", a.HostDevice, "addr", addr.Prefix); err != nil {
 				return err
 			}
 		case "bridge":
@@ -575,7 +575,7 @@ func (m *Manager) hostSide(h *link.Handle, a *state.Attachment, n *netconf.Netwo
 				if err := m.withShared(func() error { return m.addBridgeGateway(h, a.Bridge, gw) }); err != nil {
 					return err
 				}
-				if err := failpoint.Inject(failpoint.UpAddressAdded, a.Index); err != nil {
+				if err := m.step(failpoint.UpAddressAdded, a.Index, "net", a.Network, "dev", a.HostDevice, "addr", addr.Prefix); err != nil {
 					return err
 				}
 			}
@@ -663,4 +663,15 @@ func (m *Manager) removeDevNode(vm, path string, rdev uint64) error {
 		return fmt.Errorf("remove device node %s: %w", path, err)
 	}
 	return nil
+}
+
+// step logs a finished step of up or down at debug level (shown with -v) and
+// runs its failpoint, which only test builds have. attrs are slog pairs
+// naming the objects of the step.
+func (m *Manager) step(name string, index int, attrs ...any) error {
+	if index >= 0 {
+		attrs = append(attrs, "index", index)
+	}
+	m.log.Debug(name, attrs...)
+	return failpoint.Inject(name, index)
 }
