@@ -17,13 +17,15 @@
 //	dnat4_addr, dnat6_addr    host address . proto . host port : guest address . guest port
 //	localnet4_users, ..6..    device . guest address, for forwards reached from loopback
 //
-// Five sets have no owner. subnet4 and subnet6 hold one interval element
+// Six sets have no owner. subnet4 and subnet6 hold one interval element
 // per guest subnet, first . first to last . last, so that `saddr . daddr
 // @subnet4` matches two addresses of one subnet; the data counts the guest
 // addresses in it. dnat_addr_count counts the forwards on specific host
 // addresses per family, protocol and port. localnet4_changed and
 // localnet6_changed hold the devices where kvmnet made the loopback change
-// described below.
+// described below. The empty set layout_1 marks the layout: a table without
+// it (from another kvmnet version, or made by hand) is rejected with
+// ErrLayout instead of being half understood.
 //
 // The chains:
 //

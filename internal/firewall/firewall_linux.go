@@ -643,7 +643,13 @@ func (f *Firewall) guardTables() ([]*nftables.Table, error) {
 	return out, nil
 }
 
-// inetPresent reports whether the inet table exists.
+// ErrLayout is returned when table inet kvmnet exists without this
+// build's layout marker.
+var ErrLayout = errors.New("table inet kvmnet has another layout")
+
+// inetPresent reports whether the inet table exists. A table without this
+// build's layout marker (made by another kvmnet version, or by hand) is an
+// error, because its sets would not match the planned elements.
 func (f *Firewall) inetPresent() (bool, error) {
 	t := f.layout.inet
 	ok, err := objectExists(f.query, unix.NFT_MSG_GETTABLE, t.Family, []netlink.Attribute{
@@ -652,7 +658,20 @@ func (f *Firewall) inetPresent() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("look up table %s: %w", t.Name, err)
 	}
-	return ok, nil
+	if !ok {
+		return false, nil
+	}
+	marked, err := objectExists(f.query, unix.NFT_MSG_GETSET, t.Family, []netlink.Attribute{
+		{Type: unix.NFTA_SET_TABLE, Data: []byte(t.Name + "\x00")},
+		{Type: unix.NFTA_SET_NAME, Data: []byte(setLayout + "\x00")},
+	})
+	if err != nil {
+		return false, fmt.Errorf("look up set %s of table %s: %w", setLayout, t.Name, err)
+	}
+	if !marked {
+		return false, fmt.Errorf("%w than this kvmnet's %s (made by another kvmnet version or by hand): take its VMs down with the kvmnet that made it, or delete it with 'nft delete table inet kvmnet' once no VM uses it", ErrLayout, setLayout)
+	}
+	return true, nil
 }
 
 // objectExists sends one nftables get request and reports whether the

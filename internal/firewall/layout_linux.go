@@ -48,6 +48,7 @@ func newLayout() *layout {
 	plain(setLocalnet4Change, nftables.TypeIFName)
 	plain(setLocalnet6Users, concatType(nftables.TypeIFName, ip6))
 	plain(setLocalnet6Change, nftables.TypeIFName)
+	plain(setLayout, nftables.TypeMark)
 	// nft prints an ifname key as a string only when the set says it is
 	// in host byte order, as nft's own sets do.
 	l.sets[setLocalnet4Change].KeyByteOrder = binaryutil.NativeEndian
@@ -70,6 +71,7 @@ var setOrder = []string{
 	setMasquerade4, setMasquerade6, setIsolated4, setIsolated6,
 	mapDNAT4Any, mapDNAT4Addr, mapDNAT6Any, mapDNAT6Addr,
 	mapDNATAddrCount, setLocalnet4Users, setLocalnet4Change, setLocalnet6Users, setLocalnet6Change,
+	setLayout,
 }
 
 // queueInet queues the inet table with its sets, chains and rules. The

@@ -296,3 +296,20 @@ func TestAddFromOtherNamespaceRejected(t *testing.T) {
 		t.Errorf("route_localnet of the other namespace's bridge = %s, want 0", got)
 	}
 }
+
+func TestForeignLayoutRejected(t *testing.T) {
+	h := newBridgeHost(t)
+	h.ns.Run(t, "nft", "add", "table", "inet", "kvmnet")
+	h.ns.Run(t, "nft", "add", "set", "inet", "kvmnet", "guest4", "{ type ipv4_addr; }")
+	before := h.ns.Run(t, "nft", "list", "ruleset")
+	_, err := h.add(bridgedVM(1))
+	if !errors.Is(err, ErrLayout) {
+		t.Fatalf("Add into a table of another layout = %v, want ErrLayout", err)
+	}
+	if !strings.Contains(err.Error(), "nft delete table inet kvmnet") {
+		t.Errorf("error %q does not say how to get rid of the table", err)
+	}
+	if after := h.ns.Run(t, "nft", "list", "ruleset"); after != before {
+		t.Errorf("ruleset changed by a rejected Add:\n%s", after)
+	}
+}

@@ -28,6 +28,9 @@ const (
 	setLocalnet4Change = "localnet4_changed"
 	setLocalnet6Users  = "localnet6_users"
 	setLocalnet6Change = "localnet6_changed"
+	// setLayout is an empty set that marks the table's layout. Change its
+	// name with every change of the sets, chains or rules.
+	setLayout = "layout_1"
 
 	chainPrerouting  = "prerouting"
 	chainOutput      = "output"
