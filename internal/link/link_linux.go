@@ -206,8 +206,16 @@ func (h *Handle) HardwareAddr(name string) (net.HardwareAddr, error) {
 // directory cannot clash with the /dev/tapN of a macvtap in another
 // namespace with the same index.
 func (h *Handle) MacvtapDevice(name, path string, dev uint64, uid, gid int) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create device dir for %s: %w", name, err)
+	}
+	// Other users must not be able to swap the node for a link while kvmnet
+	// sets its owner and mode.
+	if info, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("check device dir %s: %w", dir, err)
+	} else if info.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("device dir %s is writable by other users (mode %s); use a directory only root can write, such as /run/kvmnet/dev", dir, info.Mode())
 	}
 	var existing unix.Stat_t
 	if err := unix.Lstat(path, &existing); err == nil {
@@ -232,7 +240,7 @@ func (h *Handle) MacvtapDevice(name, path string, dev uint64, uid, gid int) erro
 		return fmt.Errorf("set mode of %s: %w", path, err)
 	}
 	if uid >= 0 || gid >= 0 {
-		if err := os.Chown(path, uid, gid); err != nil {
+		if err := os.Lchown(path, uid, gid); err != nil {
 			return fmt.Errorf("set owner of %s: %w", path, err)
 		}
 	}

@@ -382,3 +382,22 @@ func TestMacvtapDeletedBeforeDown(t *testing.T) {
 	w.down("vm-gone")
 	w.checkClean()
 }
+
+// TestMacvtapSharedDevDirRejected checks that a dev dir other users can
+// write to is rejected, because they could swap the node for a link while
+// kvmnet sets its owner, and that nothing is left behind.
+func TestMacvtapSharedDevDirRejected(t *testing.T) {
+	w := newWorld(t, "mvdir")
+	w.addVeth("vmaster", 1500)
+	w.writeNet("mv", macvlanWith(""))
+	if err := os.MkdirAll(w.devDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(w.devDir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	w.takeBaseline()
+	out := w.upFails("vm-dir", "--net", "mv")
+	checkContains(t, "error of a shared dev dir", out.Stderr, w.devDir, "writable by other users")
+	w.checkClean()
+}
