@@ -37,6 +37,7 @@ snapshot() {
   ip -n "$ns" -o addr show
   ip -n "$ns" route show table all
   ip netns exec "$ns" nft list ruleset
+  ip netns exec "$ns" cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding
 }
 snapshot >"$work/before"
 
@@ -58,7 +59,7 @@ echo "== kvmnet down demo-vm"
 kvmnet down demo-vm
 snapshot >"$work/after"
 if diff -u "$work/before" "$work/after"; then
-  echo "nothing left: links, addresses, routes and nftables ruleset match the state before up"
+  echo "nothing left: links, addresses, routes, forwarding sysctls and nftables ruleset match the state before up"
 else
   echo "demo: residue found after down (diff above)" >&2
   exit 1
