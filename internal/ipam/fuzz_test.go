@@ -80,3 +80,36 @@ func FuzzAddPluginOutput(f *testing.F) {
 		}
 	})
 }
+
+func TestAddRejectsHugeOutput(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("needs /bin/sh for the fake plugin")
+	}
+	dir := t.TempDir()
+	output, _ := fakePlugin(t, dir)
+	huge := strings.Repeat(" ", 2*MaxPluginOutput) + `{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24"}]}`
+	if err := os.WriteFile(output, []byte(huge), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Config: []byte(`{"cniVersion":"1.0.0","name":"n","type":"ptp","ipam":{"type":"fuzz-ipam"}}`), PluginType: "fuzz-ipam", ContainerID: "vm-1", IfName: "eth0", NetNS: "/proc/self/ns/net", Path: []string{dir}}
+	_, _, err := Add(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("Add with 2 MiB of plugin output = %v, want an error about the size", err)
+	}
+}
+
+func TestPluginErrorKeepsCNIError(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("needs /bin/sh for the fake plugin")
+	}
+	dir := t.TempDir()
+	script := "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"no IP addresses available\"}'\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(dir, "full-ipam"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Config: []byte(`{"cniVersion":"1.0.0","name":"n","type":"ptp","ipam":{"type":"full-ipam"}}`), PluginType: "full-ipam", ContainerID: "vm-1", IfName: "eth0", NetNS: "/proc/self/ns/net", Path: []string{dir}}
+	_, _, err := Add(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "no IP addresses available") {
+		t.Fatalf("Add = %v, want the plugin's CNI error message", err)
+	}
+}

@@ -105,7 +105,7 @@ func Add(ctx context.Context, r Request) (json.RawMessage, cniresult.Result, err
 		return nil, cniresult.Result{}, err
 	}
 	callCtx, cancel := r.withTimeout(ctx)
-	res, err := invoke.ExecPluginWithResult(callCtx, plugin, r.Config, r.args("ADD"), nil)
+	res, err := invoke.ExecPluginWithResult(callCtx, plugin, r.Config, r.args("ADD"), &pluginExec{})
 	cancel()
 	if err != nil {
 		return nil, cniresult.Result{}, fmt.Errorf("IPAM plugin %s ADD for %s: %w", r.PluginType, r.ContainerID, r.timedOut(callCtx, err))
@@ -137,7 +137,7 @@ func Del(ctx context.Context, r Request) error {
 	}
 	callCtx, cancel := r.withTimeout(ctx)
 	defer cancel()
-	if err := invoke.ExecPluginWithoutResult(callCtx, plugin, r.Config, r.args("DEL"), nil); err != nil {
+	if err := invoke.ExecPluginWithoutResult(callCtx, plugin, r.Config, r.args("DEL"), &pluginExec{}); err != nil {
 		return fmt.Errorf("IPAM plugin %s DEL for %s: %w", r.PluginType, r.ContainerID, r.timedOut(callCtx, err))
 	}
 	return nil
