@@ -76,6 +76,7 @@ func (m *Manager) releaseAddresses(rec *state.Record) error {
 			}
 		}
 	}
+	removeDirIfEmpty(filepath.Join(m.opts.StateDir, "addrs"))
 	return errors.Join(errs...)
 }
 

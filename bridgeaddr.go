@@ -42,6 +42,7 @@ func (m *Manager) writeBridgeAddrs(bridge string, addrs []netip.Prefix) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove bridge address list: %w", err)
 		}
+		removeDirIfEmpty(filepath.Dir(path))
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -86,6 +87,9 @@ func (m *Manager) addBridgeGateway(h *link.Handle, bridge string, gw netip.Prefi
 // it, or else the gateway addresses kvmnet added once no link at all uses
 // it. The caller holds the shared lock.
 func (m *Manager) releaseBridge(h *link.Handle, vm, bridge string) error {
+	if err := m.adoptBridge(h, bridge); err != nil {
+		return err
+	}
 	removed, err := h.DeleteBridgeIfUnused(bridge)
 	if err != nil {
 		return err
@@ -110,4 +114,73 @@ func (m *Manager) releaseBridge(h *link.Handle, vm, bridge string) error {
 		m.log.Info("removed gateway address kvmnet added to a bridge", "vm", vm, "dev", bridge, "addr", p)
 	}
 	return m.writeBridgeAddrs(bridge, nil)
+}
+
+// bridgeMarker is a file written before kvmnet creates a bridge and removed
+// once the bridge carries its alias, because the kernel takes the alias
+// only after the bridge exists: a process killed in between would leave a
+// bridge that looks pre-existing and is never removed.
+func (m *Manager) bridgeMarker(bridge string) string {
+	return filepath.Join(m.opts.StateDir, "bridges", bridge+".creating")
+}
+
+// ensureBridge creates the bridge unless it exists, with the marker around
+// the creation. The caller holds the shared lock.
+func (m *Manager) ensureBridge(h *link.Handle, bridge string, mtu int) error {
+	if err := m.adoptBridge(h, bridge); err != nil {
+		return err
+	}
+	existing, err := h.Get(bridge)
+	if err != nil {
+		return err
+	}
+	marker := m.bridgeMarker(bridge)
+	if existing == nil {
+		if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
+			return fmt.Errorf("mark creation of bridge %s: %w", bridge, err)
+		}
+		if err := os.WriteFile(marker, nil, 0o600); err != nil {
+			return fmt.Errorf("mark creation of bridge %s: %w", bridge, err)
+		}
+	}
+	if _, err := h.EnsureBridge(bridge, mtu); err != nil {
+		return err
+	}
+	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove creation mark of bridge %s: %w", bridge, err)
+	}
+	removeDirIfEmpty(filepath.Dir(marker))
+	return nil
+}
+
+// adoptBridge finishes the creation of a bridge whose creator was killed
+// before the alias was set: it sets the alias, so that the bridge is
+// removed with its last port like any bridge kvmnet created. The caller
+// holds the shared lock.
+func (m *Manager) adoptBridge(h *link.Handle, bridge string) error {
+	marker := m.bridgeMarker(bridge)
+	if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	br, err := h.Get(bridge)
+	if err != nil {
+		return err
+	}
+	if br != nil && br.Type() == "bridge" && br.Attrs().Alias == "" {
+		if err := h.SetAlias(bridge, link.BridgeAlias); err != nil {
+			return err
+		}
+		m.log.Info("adopted a bridge whose creation was interrupted", "dev", bridge)
+	}
+	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove creation mark of bridge %s: %w", bridge, err)
+	}
+	removeDirIfEmpty(filepath.Dir(marker))
+	return nil
+}
+
+// removeDirIfEmpty removes dir when nothing is left in it, so the state dir
+// returns to what it held before. A dir that is not empty stays.
+func removeDirIfEmpty(dir string) {
+	_ = os.Remove(dir)
 }

@@ -305,7 +305,11 @@ func (g *gcRun) scanStateDir(get func(string) *ownedObjects) error {
 		}
 		// A claim without an owner: a temporary file of a killed up.
 		g.do(GCItem{Kind: GCClaim, Object: path, Action: "remove"}, func() error {
-			return g.m.withShared(func() error { return removeIfExists(path) })
+			return g.m.withShared(func() error {
+				err := removeIfExists(path)
+				removeDirIfEmpty(filepath.Dir(path))
+				return err
+			})
 		})
 	}
 	return nil
@@ -374,7 +378,9 @@ func (g *gcRun) collectOrphans(id string, objs *ownedObjects) {
 				if owner, _, ok := readClaim(path); ok && owner != id {
 					return nil
 				}
-				return removeIfExists(path)
+				err := removeIfExists(path)
+				removeDirIfEmpty(filepath.Dir(path))
+				return err
 			})
 		})
 	}
@@ -429,6 +435,16 @@ func (g *gcRun) collectBridges() {
 			return err
 		}
 		defer h.Close()
+		// Bridges whose creator was killed before setting the alias.
+		markers, _ := filepath.Glob(filepath.Join(g.m.opts.StateDir, "bridges", "*.creating"))
+		for _, marker := range markers {
+			name := strings.TrimSuffix(filepath.Base(marker), ".creating")
+			if validIfName(name) && !g.dryRun {
+				if err := g.m.adoptBridge(h, name); err != nil {
+					g.errs = append(g.errs, fmt.Errorf("gc: %w", err))
+				}
+			}
+		}
 		links, err := h.Owned()
 		if err != nil {
 			return err

@@ -406,7 +406,7 @@ func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record,
 	// Bridge.
 	if a.Bridge != "" {
 		if err := m.withShared(func() error {
-			if _, err := h.EnsureBridge(a.Bridge, mtu); err != nil {
+			if err := m.ensureBridge(h, a.Bridge, mtu); err != nil {
 				return err
 			}
 			if err := m.step(failpoint.UpBridgeEnsured, i, "vm", rec.VM, "net", a.Network, "dev", a.HostDevice); err != nil {

@@ -531,3 +531,15 @@ func (h *Handle) addrList(l netlink.Link, family int) ([]netlink.Addr, error) {
 		}
 	}
 }
+
+// SetAlias sets the alias of link name.
+func (h *Handle) SetAlias(name, alias string) error {
+	l, err := h.nl.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("look up link %s: %w", name, err)
+	}
+	if err := h.nl.LinkSetAlias(l, alias); err != nil {
+		return fmt.Errorf("set alias of %s: %w", name, err)
+	}
+	return nil
+}

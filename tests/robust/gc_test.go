@@ -365,3 +365,35 @@ func TestDownRemovesTempRecordWithoutRecord(t *testing.T) {
 		t.Errorf("down left the temporary record %s", own)
 	}
 }
+
+// TestGCAdoptsInterruptedBridge stands for an up killed between creating a
+// bridge and setting its alias: the bridge exists without the alias, and
+// the creation mark is in the state dir. gc must remove the bridge as one
+// kvmnet created, and a bridge made by the operator stays.
+func TestGCAdoptsInterruptedBridge(t *testing.T) {
+	e := newEnv(t, "gcadopt")
+	base := e.snapshot()
+	e.ns.Run(t, "ip", "link", "add", "kvmthalf", "type", "bridge")
+	marks := filepath.Join(e.stateDir, "bridges")
+	if err := os.MkdirAll(marks, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(marks, "kvmthalf.creating"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.ns.Run(t, "ip", "link", "add", "kvmtmine", "type", "bridge")
+
+	e.gc()
+	snap := e.ns.Snapshot(t)
+	if _, ok := snap.Link("kvmthalf"); ok {
+		t.Error("gc left the bridge whose creation was interrupted")
+	}
+	if _, ok := snap.Link("kvmtmine"); !ok {
+		t.Error("gc deleted a bridge without a creation mark")
+	}
+	if _, err := os.Stat(filepath.Join(marks, "kvmthalf.creating")); !os.IsNotExist(err) {
+		t.Errorf("creation mark left after gc: %v", err)
+	}
+	e.ns.Run(t, "ip", "link", "del", "kvmtmine")
+	e.requireBaseline(base, "after gc")
+}
