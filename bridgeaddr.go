@@ -116,10 +116,10 @@ func (m *Manager) releaseBridge(h *link.Handle, vm, bridge string) error {
 	return m.writeBridgeAddrs(bridge, nil)
 }
 
-// bridgeMarker is a file written before kvmnet creates a bridge and removed
-// once the bridge carries its alias, because the kernel takes the alias
-// only after the bridge exists: a process killed in between would leave a
-// bridge that looks pre-existing and is never removed.
+// bridgeMarker returns the path of the file written before kvmnet creates a
+// bridge and removed once the bridge carries its alias. The kernel takes the
+// alias only after the bridge exists, so a process killed in between would
+// otherwise leave a bridge that looks pre-existing and is never removed.
 func (m *Manager) bridgeMarker(bridge string) string {
 	return filepath.Join(m.opts.StateDir, "bridges", bridge+".creating")
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // MaxPluginOutput bounds what kvmnet reads of a plugin's stdout and stderr,
-// in bytes. A result is a few KiB; a plugin that writes more is broken.
+// in bytes. A CNI result takes a few KiB, so a plugin that writes more is
+// broken.
 const MaxPluginOutput = 1 << 20
 
 // errTooLarge is returned by limitedBuffer once the bound is passed.
