@@ -112,18 +112,6 @@ func (m *Manager) Up(ctx context.Context, req UpRequest) (res *Result, err error
 	if err := checkMasters(atts); err != nil {
 		return nil, err
 	}
-	// A persistent tap with neither owner nor group can be opened by any
-	// user who can open /dev/net/tun, so without either the owner is root.
-	// The kernel checks both when both are set, so a group alone stays alone.
-	if req.TapOwner <= 0 {
-		req.TapOwner = -1
-	}
-	if req.TapGroup <= 0 {
-		req.TapGroup = -1
-	}
-	if req.TapOwner < 0 && req.TapGroup < 0 {
-		req.TapOwner = 0
-	}
 
 	// Serialize with other up/down calls for this VM id.
 	lock, err := m.store.LockVM(req.VM)
@@ -310,6 +298,38 @@ func checkMasters(atts []resolved) error {
 	return nil
 }
 
+// tapSettings applies the tap settings of the network's "kvmnet" object
+// over those of the request, and turns unset owners into the ids the kernel
+// takes: -1 for none, and root as owner when neither is given, because a
+// persistent tap with neither owner nor group can be opened by any user who
+// can open /dev/net/tun. The kernel checks both when both are set, so a
+// group alone stays alone.
+func tapSettings(req UpRequest, n *netconf.Network) UpRequest {
+	o := n.Conf.Kvmnet
+	if o.TapOwner != nil {
+		req.TapOwner = *o.TapOwner
+	}
+	if o.TapGroup != nil {
+		req.TapGroup = *o.TapGroup
+	}
+	if o.Queues > 0 {
+		req.Queues = o.Queues
+	}
+	if o.VnetHdr != nil {
+		req.NoVnetHdr = !*o.VnetHdr
+	}
+	if req.TapOwner <= 0 {
+		req.TapOwner = -1
+	}
+	if req.TapGroup <= 0 {
+		req.TapGroup = -1
+	}
+	if req.TapOwner < 0 && req.TapGroup < 0 {
+		req.TapOwner = 0
+	}
+	return req
+}
+
 func bridgeName(n *netconf.Network) string {
 	if n.Conf.Type != "bridge" {
 		return ""
@@ -328,6 +348,7 @@ type attachmentDNS struct {
 // attach creates the device of attachment i, reserves its addresses and
 // sets the host side up.
 func (m *Manager) attach(ctx context.Context, h *link.Handle, rec *state.Record, i int, n *netconf.Network, req UpRequest) (Interface, cniresult.DNS, error) {
+	req = tapSettings(req, n)
 	a := &rec.Attachments[i]
 	alias := link.VMAlias(rec.VM)
 	mtu := n.Conf.MTU

@@ -73,6 +73,15 @@ type Options struct {
 	AntiSpoof *bool `json:"antiSpoof,omitempty"`
 	// MasqueradeIPv6 extends ipMasq to the guest's IPv6 addresses. Default false.
 	MasqueradeIPv6 bool `json:"masqueradeIPv6,omitempty"`
+	// TapOwner and TapGroup are the uid and gid that may open the network's
+	// taps; they replace those of the request. Unset by default.
+	TapOwner *int `json:"tapOwner,omitempty"`
+	TapGroup *int `json:"tapGroup,omitempty"`
+	// Queues is the number of tap queues (1 to 256) for the network's taps;
+	// 0 keeps the request's.
+	Queues int `json:"queues,omitempty"`
+	// VnetHdr turns IFF_VNET_HDR on or off for the network's taps. Default on.
+	VnetHdr *bool `json:"vnetHdr,omitempty"`
 }
 
 // RuntimeConfig is the CNI runtimeConfig of a network config.
@@ -337,6 +346,14 @@ func (n *Network) validate() error {
 	}
 	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > MaxMTU) {
 		return fmt.Errorf("%s: mtu %d is out of range %d..%d", where, c.MTU, MinMTU, MaxMTU)
+	}
+	for field, id := range map[string]*int{"kvmnet.tapOwner": c.Kvmnet.TapOwner, "kvmnet.tapGroup": c.Kvmnet.TapGroup} {
+		if id != nil && (*id < 0 || *id > 4294967294) {
+			return fmt.Errorf("%s: invalid %s %d: uids and gids are 0 to 4294967294", where, field, *id)
+		}
+	}
+	if c.Kvmnet.Queues < 0 || c.Kvmnet.Queues > 256 {
+		return fmt.Errorf("%s: invalid kvmnet.queues %d: use 1 to 256", where, c.Kvmnet.Queues)
 	}
 	if c.Type == "flannel" {
 		return nil // rendered into a bridge network before use

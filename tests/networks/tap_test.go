@@ -285,3 +285,39 @@ func TestTapVnetHdr(t *testing.T) {
 	w.down("vm-off")
 	w.checkClean()
 }
+
+// TestTapSettingsPerNetwork sets owner, queues and vnet_hdr in a network's
+// "kvmnet" object: they apply to that network's tap only, over the
+// request's defaults.
+func TestTapSettingsPerNetwork(t *testing.T) {
+	w := newWorld(t, "tapnet")
+	w.writeNet("tuned", `{"cniVersion":"1.0.0","name":"tuned","type":"ptp",
+		"kvmnet":{"tapOwner":1000,"queues":2,"vnetHdr":false},
+		"ipam":{"type":"host-local","subnet":"10.123.0.0/24","dataDir":"IPAMDIR"}}`)
+	w.writeNet("badq", `{"cniVersion":"1.0.0","name":"badq","type":"ptp","kvmnet":{"queues":300},
+		"ipam":{"type":"host-local","subnet":"10.124.0.0/24","dataDir":"IPAMDIR"}}`)
+	w.takeBaseline()
+
+	res := w.up("vm-net", "--net", "default,tuned")
+	plain, tuned := res.Interfaces[0], res.Interfaces[1]
+	if got := w.readNSFile("/sys/class/net/" + tuned.HostDevice + "/owner"); got != "1000" {
+		t.Errorf("owner of the tuned tap = %s, want 1000", got)
+	}
+	if got := w.readNSFile("/sys/class/net/" + plain.HostDevice + "/owner"); got != "0" {
+		t.Errorf("owner of the default tap = %s, want 0 (root)", got)
+	}
+	if flags := w.tunFlags(tuned.HostDevice); flags&unix.IFF_MULTI_QUEUE == 0 || flags&unix.IFF_VNET_HDR != 0 {
+		t.Errorf("tun_flags of the tuned tap are %#x, want multiqueue without vnet_hdr", flags)
+	}
+	if flags := w.tunFlags(plain.HostDevice); flags&unix.IFF_MULTI_QUEUE != 0 || flags&unix.IFF_VNET_HDR == 0 {
+		t.Errorf("tun_flags of the default tap are %#x, want one queue with vnet_hdr", flags)
+	}
+	if tuned.Queues != 2 || tuned.VnetHdr {
+		t.Errorf("result of the tuned tap: queues %d, vnetHdr %v; want 2 and false", tuned.Queues, tuned.VnetHdr)
+	}
+	w.down("vm-net")
+
+	out := w.upFails("vm-bad", "--net", "badq")
+	checkContains(t, "error of kvmnet.queues 300", out.Stderr, "kvmnet.queues", "300")
+	w.checkClean()
+}
