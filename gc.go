@@ -160,16 +160,26 @@ func (g *gcRun) do(item GCItem, action func() error) {
 	g.items = append(g.items, item)
 }
 
-// collectRecord completes the teardown of the record of id when it is
-// incomplete and its lock is free.
-func (g *gcRun) collectRecord(id string) {
+// lockVM takes the lock of VM id without waiting. It reports false when
+// the lock is held by a running up or down, which gc skips, or on an error,
+// which it records.
+func (g *gcRun) lockVM(id string) (*vmLock, bool) {
 	lock, ok, err := g.m.tryLockVM(id)
 	if err != nil {
 		g.errs = append(g.errs, err)
-		return
+		return nil, false
 	}
 	if !ok {
 		g.m.log.Info("gc: vm lock held by a running up or down, skipped", "vm", id)
+	}
+	return lock, ok
+}
+
+// collectRecord completes the teardown of the record of id when it is
+// incomplete and its lock is free.
+func (g *gcRun) collectRecord(id string) {
+	lock, ok := g.lockVM(id)
+	if !ok {
 		return
 	}
 	defer g.release(lock, id)
@@ -317,18 +327,13 @@ func (g *gcRun) scanStateDir(get func(string) *ownedObjects) error {
 
 // collectOrphans removes the objects of id when id has no record.
 func (g *gcRun) collectOrphans(id string, objs *ownedObjects) {
-	lock, ok, err := g.m.tryLockVM(id)
-	if err != nil {
-		g.errs = append(g.errs, err)
-		return
-	}
+	lock, ok := g.lockVM(id)
 	if !ok {
-		g.m.log.Info("gc: vm lock held by a running up or down, skipped", "vm", id)
 		return
 	}
 	defer g.release(lock, id)
 
-	_, err = g.m.store.Load(id)
+	_, err := g.m.store.Load(id)
 	corrupt := false
 	switch {
 	case err == nil:

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/kvmnet/kvmnet/internal/netconf"
 	"github.com/kvmnet/kvmnet/internal/state"
@@ -210,9 +209,6 @@ func validateRequest(req *UpRequest) error {
 	}
 	return nil
 }
-
-// joinNames formats network names for messages.
-func joinNames(names []string) string { return strings.Join(names, ", ") }
 
 // pointers returns a pointer to each element of list.
 func pointers(list []string) []*string {

@@ -103,14 +103,9 @@ func (c *cli) cmdShow(g *globals, args []string) error {
 // that scripts can parse the output the same way in every case.
 func (c *cli) cmdList(g *globals, args []string) error {
 	fs := newFlagSet("list")
-	g.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, g, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usageError{fmt.Errorf("list takes no arguments, got %q", pos)}
 	}
 
 	m, err := c.manager(g, false)
@@ -147,14 +142,9 @@ type networkRow struct {
 
 func (c *cli) cmdNetworks(g *globals, args []string) error {
 	fs := newFlagSet("networks")
-	g.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, g, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usageError{fmt.Errorf("networks takes no arguments, got %q", pos)}
 	}
 
 	m, err := c.manager(g, true)
@@ -217,15 +207,10 @@ func printNetworks(w io.Writer, rows []networkRow, withErrors bool) error {
 
 func (c *cli) cmdGC(ctx context.Context, g *globals, args []string) error {
 	fs := newFlagSet("gc")
-	g.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	dryRun := fs.Bool("dry-run", false, "list only")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, g, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usageError{fmt.Errorf("gc takes no arguments, got %q", pos)}
 	}
 	m, err := c.manager(g, true)
 	if err != nil {
@@ -245,4 +230,18 @@ func (c *cli) cmdGC(ctx context.Context, g *globals, args []string) error {
 		fmt.Fprintln(c.stdout, "nothing to remove")
 	}
 	return gcErr
+}
+
+// parseNoArgs parses the flags of a command that takes no positional
+// arguments, with the global options registered too.
+func parseNoArgs(fs *flag.FlagSet, g *globals, args []string) error {
+	g.register(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q", fs.Name(), pos)}
+	}
+	return nil
 }
