@@ -12,8 +12,8 @@ import (
 	"github.com/kvmnet/kvmnet/internal/vmid"
 )
 
-// firewallState is what the record keeps for the firewall: the VM as added
-// and the firewall's receipt.
+// firewallState is the record's part for the firewall: the VM as added and
+// the firewall's receipt.
 type firewallState struct {
 	VM      firewall.VM      `json:"vm"`
 	Receipt firewall.Receipt `json:"receipt"`
@@ -198,8 +198,8 @@ func (m *Manager) removeFirewall(rec *state.Record) error {
 		} else {
 			err = fw.Remove(fs.VM, fs.Receipt)
 			if errors.Is(err, firewall.ErrInvalid) {
-				// What Add rejected can never be removed by value: remove by
-				// owner, so a bad record cannot block down forever.
+				// Entries that Add would reject cannot be removed by value,
+				// so they go by owner and a bad record cannot block down.
 				m.log.Warn("firewall state of the record is invalid; removing entries by owner", "vm", rec.VM, "err", err)
 				err = fw.RemoveOwner(vmid.Tag(rec.VM))
 			}

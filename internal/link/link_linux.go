@@ -254,8 +254,8 @@ func (h *Handle) MacvtapRdev(name string) (uint64, error) {
 		return 0, fmt.Errorf("look up macvtap %s: %w", name, err)
 	}
 	// The minor number comes from the macvtap driver's own allocator, not
-	// the ifindex; sysfs (mounted for this namespace, as ip netns exec does)
-	// has both numbers.
+	// the ifindex. sysfs has both numbers when it is mounted for this
+	// namespace, as ip netns exec does.
 	sysPath := fmt.Sprintf("/sys/class/net/%s/macvtap/tap%d/dev", name, l.Attrs().Index)
 	data, err := os.ReadFile(sysPath)
 	if err != nil {

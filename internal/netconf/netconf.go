@@ -142,10 +142,11 @@ func Builtins(ipamDataDir string) []*Network {
 
 // Load reads every .conf, .conflist and .json file of dirs (missing dirs are
 // fine), in file-name order per directory, and returns them followed by the
-// built-ins that no file overrides. A file that cannot be read or parsed, or
-// that repeats the name of an earlier file, becomes a Network with Err set,
-// named after its "name" field or else its file name, so that it fails only
-// the VMs that use it. Only an unreadable directory is an error.
+// built-ins that no file overrides. A file that cannot be read or parsed,
+// or that repeats the name of an earlier file, becomes a Network with Err
+// set, so that it fails only the VMs that use it. Such a network is named
+// after its "name" field, else its file name. Only an unreadable directory
+// is an error.
 func Load(dirs []string, ipamDataDir string) (files, all []*Network, err error) {
 	seen := map[string]string{}
 	for _, dir := range dirs {
